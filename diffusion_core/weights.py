@@ -1,0 +1,95 @@
+"""Save and load the denoiser: safetensors weights plus a JSON config beside them.
+
+Never pickle: a weights file is data, not code. Every failure names the file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .schedules import Schedule, ScheduleKind, make_schedule
+from .unet import UNet, UNetConfig
+
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+WEIGHTS_NAME = "denoiser.safetensors"
+CONFIG_NAME = "denoiser.json"
+
+
+class WeightsError(RuntimeError):
+    """The weights or their config are missing, damaged or do not fit the network."""
+
+
+@dataclass(frozen=True)
+class DenoiserConfig:
+    """Everything needed to rebuild the denoiser and its diffusion."""
+
+    unet: UNetConfig  # the architecture
+    schedule: ScheduleKind  # noise schedule it was trained with
+    T: int  # number of diffusion steps it was trained with
+
+    def to_dict(self) -> dict:
+        return {"unet": self.unet.to_dict(), "schedule": self.schedule, "T": self.T}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DenoiserConfig":
+        return cls(unet=UNetConfig.from_dict(d["unet"]), schedule=d["schedule"], T=int(d["T"]))
+
+    def make_schedule(self) -> Schedule:
+        return make_schedule(self.schedule, self.T)
+
+
+def save_denoiser(model: nn.Module, config: DenoiserConfig, directory: str | Path) -> Path:
+    """Write ``denoiser.safetensors`` and ``denoiser.json`` into ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+    (directory / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    return directory / WEIGHTS_NAME
+
+
+def read_config(path: Path) -> DenoiserConfig:
+    """Parse the JSON config, with an error that names the file."""
+    try:
+        return DenoiserConfig.from_dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise WeightsError(f"denoiser config not found: {path}") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise WeightsError(f"denoiser config {path} is invalid: {e}") from None
+
+
+def load_state(path: Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file, with an error that names the file."""
+    if not path.is_file():
+        raise WeightsError(f"denoiser weights not found: {path}")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise WeightsError(f"denoiser weights {path} are damaged or truncated: {e}") from None
+
+
+def build_denoiser(directory: str | Path = PRETRAINED_DIR) -> tuple[UNet, DenoiserConfig]:
+    """Rebuild the network from ``directory`` on the CPU, in eval mode."""
+    directory = Path(directory)
+    config = read_config(directory / CONFIG_NAME)
+    weights_path = directory / WEIGHTS_NAME
+    state = load_state(weights_path)
+    model = UNet(config.unet)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or wrong_shape:
+        raise WeightsError(
+            f"denoiser weights {weights_path} do not match the network in {directory / CONFIG_NAME}: "
+            f"missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong_shape[:3]}"
+        )
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    return model.eval(), config
