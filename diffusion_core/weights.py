@@ -93,3 +93,28 @@ def build_denoiser(directory: str | Path = PRETRAINED_DIR) -> tuple[UNet, Denois
         )
     model.load_state_dict({k: v.float() for k, v in state.items()})
     return model.eval(), config
+
+
+class Denoiser(nn.Module):
+    """The trained network with what it was trained with: ``model(x_t, t, labels)`` gives eps_hat;
+    ``model.config`` and ``model.schedule`` say how to sample from it."""
+
+    def __init__(self, net: UNet, config: DenoiserConfig):
+        super().__init__()
+        self.net = net
+        self.config = config
+        self.schedule = config.make_schedule()
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.net(x_t, t, labels)
+
+
+def load_denoiser(device: str | torch.device = "auto", directory: str | Path = PRETRAINED_DIR) -> Denoiser:
+    """The pretrained denoiser from ``directory`` (``pretrained/`` by default), in eval mode on ``device``
+    ("auto": CUDA when there is one). Raises WeightsError naming the file if it is missing,
+    truncated or does not fit the network; never unpickles anything."""
+    from .devices import resolve_device
+
+    net, config = build_denoiser(directory)
+    target = device if isinstance(device, torch.device) else resolve_device(device)
+    return Denoiser(net, config).to(target).eval()

@@ -1,0 +1,239 @@
+"""The reverse process: DDPM and DDIM steps, classifier-free guidance, and the sampling loop.
+
+Each step goes from x_t to x_{t_prev} (t_prev < t; t_prev = t - 1 for the full
+chain, or the previous element of a sub-sequence, Song et al. 2021, sec. 4.2).
+For a sub-sequence the one-step quantities use abar only:
+alpha = abar_t / abar_{t_prev}, beta = 1 - alpha; for t_prev = t - 1 these are
+alpha_t and beta_t of Ho et al. (2020).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from .schedules import Schedule
+from .unet import NULL_LABEL
+
+Sampler = Literal["ddpm", "ddim"]
+DdpmVariance = Literal["beta", "beta_tilde"]
+DEFAULT_GUIDANCE = 2.0  # guidance scale s of sample(); see pretrained/MODEL_CARD.md for the sweep
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    """One reverse step x_t -> x_{t_prev}; tensors have x_t's shape."""
+
+    x_prev: Tensor  # x_{t_prev} = mean + sigma z
+    x0_hat: Tensor  # predicted clean image (Ho et al. 2020, eq. 15), clipped if asked
+    eps: Tensor  # the noise prediction the step used (recomputed from x0_hat after clipping)
+    mean: Tensor  # mean of p_theta(x_{t_prev} | x_t)
+    noise: Tensor  # sigma z, the noise added
+    sigma: float  # standard deviation of the added noise
+    alpha: float  # abar_t / abar_{t_prev} (alpha_t for a single step)
+    beta: float  # 1 - alpha
+
+
+def predict_x0_from_eps(x_t: Tensor, eps: Tensor, alpha_bar_t: float) -> Tensor:
+    """x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t) (Ho et al. 2020, eq. 15)."""
+    return (x_t - math.sqrt(1 - alpha_bar_t) * eps) / math.sqrt(alpha_bar_t)
+
+
+def predict_eps_from_x0(x_t: Tensor, x0: Tensor, alpha_bar_t: float) -> Tensor:
+    """eps = (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t): eq. 4 solved for eps."""
+    return (x_t - math.sqrt(alpha_bar_t) * x0) / math.sqrt(1 - alpha_bar_t)
+
+
+def _check_pair(t: int, t_prev: int, schedule: Schedule) -> None:
+    if not (0 <= t_prev < t <= schedule.T):
+        raise ValueError(f"need 0 <= t_prev < t <= {schedule.T}, got t = {t}, t_prev = {t_prev}")
+
+
+def _x0_and_eps(x_t: Tensor, eps_hat: Tensor, alpha_bar_t: float, clip: bool) -> tuple[Tensor, Tensor]:
+    x0_hat = predict_x0_from_eps(x_t, eps_hat, alpha_bar_t)
+    if not clip:
+        return x0_hat, eps_hat
+    x0_hat = x0_hat.clamp(-1, 1)
+    return x0_hat, predict_eps_from_x0(x_t, x0_hat, alpha_bar_t)
+
+
+def ddpm_step(
+    x_t: Tensor, eps_hat: Tensor, t: int, t_prev: int, schedule: Schedule, *,
+    variance: DdpmVariance = "beta_tilde", noise: Tensor | None = None, clip: bool = False,
+) -> StepOutput:
+    """Ancestral step of Ho et al. (2020), eq. 11 / algorithm 2:
+    x_{t_prev} = 1/sqrt(alpha) (x_t - beta / sqrt(1 - abar_t) eps) + sigma z,
+    sigma^2 = beta or beta~ = (1 - abar_{t_prev}) / (1 - abar_t) beta (sec. 3.2).
+    No noise is added on the last step (t_prev = 0), as in algorithm 2."""
+    _check_pair(t, t_prev, schedule)
+    abar_t, abar_prev = float(schedule.alpha_bars[t]), float(schedule.alpha_bars[t_prev])
+    alpha = abar_t / abar_prev
+    beta = 1 - alpha
+    x0_hat, eps = _x0_and_eps(x_t, eps_hat, abar_t, clip)
+    mean = (x_t - beta / math.sqrt(1 - abar_t) * eps) / math.sqrt(alpha)
+    if t_prev == 0:
+        sigma = 0.0
+    elif variance == "beta":
+        sigma = math.sqrt(beta)
+    elif variance == "beta_tilde":
+        sigma = math.sqrt((1 - abar_prev) / (1 - abar_t) * beta)
+    else:
+        raise ValueError(f"unknown DDPM variance {variance!r}; expected 'beta' or 'beta_tilde'")
+    added = sigma * noise if (sigma > 0 and noise is not None) else torch.zeros_like(x_t)
+    if sigma > 0 and noise is None:
+        raise ValueError("ddpm_step needs noise when sigma > 0")
+    return StepOutput(x_prev=mean + added, x0_hat=x0_hat, eps=eps, mean=mean, noise=added,
+                      sigma=sigma, alpha=alpha, beta=beta)
+
+
+def ddim_sigma(alpha_bar_t: float, alpha_bar_prev: float, eta: float) -> float:
+    """sigma = eta sqrt((1 - abar_{t_prev}) / (1 - abar_t)) sqrt(1 - abar_t / abar_{t_prev}) (Song et al. 2021, eq. 16)."""
+    return eta * math.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar_t)) * math.sqrt(1 - alpha_bar_t / alpha_bar_prev)
+
+
+def ddim_step(
+    x_t: Tensor, eps_hat: Tensor, t: int, t_prev: int, schedule: Schedule, *,
+    eta: float = 0.0, noise: Tensor | None = None, clip: bool = False,
+) -> StepOutput:
+    """Song et al. (2021), eq. 12:
+    x_{t_prev} = sqrt(abar_{t_prev}) x0_hat + sqrt(1 - abar_{t_prev} - sigma^2) eps + sigma z,
+    with sigma from eq. 16; eta = 0 is deterministic, eta = 1 over all T steps is DDPM with sigma^2 = beta~."""
+    _check_pair(t, t_prev, schedule)
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta must lie in [0, 1], got {eta}")
+    abar_t, abar_prev = float(schedule.alpha_bars[t]), float(schedule.alpha_bars[t_prev])
+    alpha = abar_t / abar_prev
+    x0_hat, eps = _x0_and_eps(x_t, eps_hat, abar_t, clip)
+    sigma = ddim_sigma(abar_t, abar_prev, eta)
+    mean = math.sqrt(abar_prev) * x0_hat + math.sqrt(max(1 - abar_prev - sigma**2, 0.0)) * eps
+    if sigma > 0 and noise is None:
+        raise ValueError("ddim_step needs noise when eta > 0")
+    added = sigma * noise if sigma > 0 else torch.zeros_like(x_t)
+    return StepOutput(x_prev=mean + added, x0_hat=x0_hat, eps=eps, mean=mean, noise=added,
+                      sigma=sigma, alpha=alpha, beta=1 - alpha)
+
+
+def timesteps(T: int, steps: int, t_start: int | None = None) -> list[int]:
+    """Decreasing timesteps tau_S > ... > tau_1 >= 1 to visit, the last step going to x_0.
+
+    Song et al. (2021), appendix D.2, linear sub-sequence tau_i = floor(c i), with
+    c = t_start / S so that tau_S = t_start (T by default): the first step starts
+    from exactly the x_T (or x_{t_start}) that was drawn. steps = t_start gives every t."""
+    t_start = T if t_start is None else t_start
+    if not 1 <= t_start <= T:
+        raise ValueError(f"t_start must lie in 1..{T}, got {t_start}")
+    if not 1 <= steps <= t_start:
+        raise ValueError(f"steps must lie in 1..{t_start}, got {steps}")
+    return [math.floor(i * t_start / steps) for i in range(steps, 0, -1)]
+
+
+def guided_eps(model: nn.Module, x_t: Tensor, t: int, labels: Tensor, guidance: float) -> Tensor:
+    """eps = eps(x_t, none) + s (eps(x_t, y) - eps(x_t, none)) (Ho & Salimans 2022, eq. 6 in eps form).
+
+    s = 1 is the plain conditional model and s = 0 the unconditional one (one
+    network pass each); otherwise both passes go through the network as one
+    batch. Rows whose label is -1 are unconditional whatever s is."""
+    n = x_t.shape[0]
+    t_batch = torch.full((n,), t, dtype=torch.long, device=x_t.device)
+    null = torch.full_like(labels, NULL_LABEL)
+    if guidance == 0:
+        return model(x_t, t_batch, null)
+    if guidance == 1 or bool((labels == NULL_LABEL).all()):
+        return model(x_t, t_batch, labels)
+    eps_cond, eps_uncond = model(torch.cat([x_t, x_t]), torch.cat([t_batch, t_batch]), torch.cat([labels, null])).chunk(2)
+    return eps_uncond + guidance * (eps_cond - eps_uncond)
+
+
+@dataclass(frozen=True)
+class SampleStep:
+    """What one step of the reverse process shows; tensors are [N, C, H, W] on the CPU."""
+
+    index: int  # 0 for the first step
+    t: int  # current timestep
+    t_prev: int  # timestep reached by this step (0 at the end)
+    x_t: Tensor  # input of the step
+    eps_hat: Tensor  # guided noise prediction used by the step
+    x0_hat: Tensor  # predicted clean image
+    mean: Tensor  # mean of p_theta(x_{t_prev} | x_t)
+    noise: Tensor  # sigma z added
+    sigma: float  # its standard deviation
+    alpha: float  # abar_t / abar_{t_prev}
+    beta: float  # 1 - alpha
+    x_prev: Tensor  # x_{t_prev}
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    p = next(iter(model.parameters()), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+@torch.inference_mode()
+def sample(
+    model: nn.Module,
+    labels: Tensor | list[int],
+    *,
+    sampler: Sampler = "ddim",
+    steps: int = 50,
+    eta: float = 0.0,
+    guidance: float = DEFAULT_GUIDANCE,
+    variance: DdpmVariance = "beta_tilde",
+    generator: torch.Generator | None = None,
+    schedule: Schedule | None = None,
+    x_start: Tensor | None = None,
+    t_start: int | None = None,
+    clip: bool = True,
+    image_shape: tuple[int, int, int] = (1, 28, 28),
+) -> Iterator[SampleStep]:
+    """Run the reverse process, yielding every step as it happens.
+
+    labels: one entry per sample, digits 0-9 or -1 for "no label". sampler:
+    "ddpm" (Ho et al. 2020, eq. 11, sigma^2 = ``variance``) or "ddim" (Song et
+    al. 2021, eq. 12, with ``eta``); ``steps`` timesteps from ``timesteps``.
+    Starts from x_T ~ N(0, I) drawn with ``generator`` or, for SDEdit (Meng et
+    al. 2022), from ``x_start`` taken to be x_{t_start}. ``clip`` clips x0_hat to
+    [-1, 1]. The schedule defaults to ``model.schedule``. Noise is drawn on the
+    CPU with ``generator`` so that results do not depend on the device."""
+    schedule = schedule if schedule is not None else model.schedule
+    if sampler not in ("ddpm", "ddim"):
+        raise ValueError(f"unknown sampler {sampler!r}; expected 'ddpm' or 'ddim'")
+    device = _model_device(model)
+    labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
+    if len(labels) == 0:
+        raise ValueError("labels must hold at least one entry")
+    if bool(((labels < NULL_LABEL) | (labels > 9)).any()):
+        raise ValueError("labels must be digits 0-9 or -1 (no label)")
+    n = len(labels)
+    seq = timesteps(schedule.T, steps, t_start)
+    if x_start is None:
+        x = torch.randn((n, *image_shape), generator=generator)
+    else:
+        if x_start.shape[0] != n:
+            raise ValueError(f"x_start holds {x_start.shape[0]} images for {n} labels")
+        x = x_start.detach().float().cpu()
+    labels_dev = labels.to(device)
+    for index, t in enumerate(seq):
+        t_prev = seq[index + 1] if index + 1 < len(seq) else 0
+        x_dev = x.to(device)
+        eps_hat = guided_eps(model, x_dev, t, labels_dev, guidance).float().cpu()
+        z = torch.randn(x.shape, generator=generator) if t_prev > 0 else None
+        if sampler == "ddpm":
+            out = ddpm_step(x, eps_hat, t, t_prev, schedule, variance=variance, noise=z, clip=clip)
+        else:
+            out = ddim_step(x, eps_hat, t, t_prev, schedule, eta=eta, noise=z if eta > 0 else None, clip=clip)
+        yield SampleStep(index=index, t=t, t_prev=t_prev, x_t=x, eps_hat=out.eps, x0_hat=out.x0_hat,
+                         mean=out.mean, noise=out.noise, sigma=out.sigma, alpha=out.alpha, beta=out.beta,
+                         x_prev=out.x_prev)
+        x = out.x_prev
+
+
+def generate(model: nn.Module, labels: Tensor | list[int], **kwargs) -> Tensor:
+    """Like ``sample`` with the same arguments, but returns only the final images [N, C, H, W] in [-1, 1]."""
+    x = None
+    for step in sample(model, labels, **kwargs):
+        x = step.x_prev
+    return x
