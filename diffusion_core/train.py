@@ -64,6 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--checkpoint-minutes", type=float, default=5.0, help="minutes between checkpoints")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--export", metavar="DIR", help="only write the EMA weights of OUT's checkpoint to DIR, then stop")
     return p.parse_args(argv)
 
 
@@ -186,8 +187,22 @@ def train(args: argparse.Namespace) -> Path:
     return save_denoiser(ema, config, out)
 
 
+def export_checkpoint(out: Path, dest: Path) -> Path:
+    """Write the EMA weights of the checkpoint in ``out`` as a loadable denoiser in ``dest``."""
+    state = json.loads((out / CHECKPOINT_STATE).read_text())["args"]
+    unet_config = UNetConfig(channels=tuple(state["channels"]), blocks_per_level=tuple(state["blocks"]))
+    ema = UNet(unet_config)
+    tensors = load_file(str(out / CHECKPOINT))
+    ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+    return save_denoiser(ema, DenoiserConfig(unet=unet_config, schedule=state["schedule"], T=state["T"]), dest)
+
+
 def main(argv: list[str] | None = None) -> None:
-    path = train(parse_args(argv))
+    args = parse_args(argv)
+    if args.export:
+        print(f"exported to {export_checkpoint(Path(args.out), Path(args.export))}")
+        return
+    path = train(args)
     print(f"saved EMA weights to {path}")
 
 
