@@ -22,7 +22,11 @@ def run_page(page: str, lang: str = "vi", **session_state):
     """Run ``page`` (e.g. "app.py" or "pages/1_Gaussian.py") once in AppTest in ``lang``."""
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(ROOT / page), default_timeout=APPTEST_TIMEOUT)
+    # The app is the entrypoint (as under `streamlit run app.py`), so the sidebar's st.page_link
+    # paths resolve; a page is then reached with switch_page.
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=APPTEST_TIMEOUT)
+    if page != "app.py":
+        at.switch_page(page)
     at.session_state["lang"] = lang
     for key, value in session_state.items():
         at.session_state[key] = value
