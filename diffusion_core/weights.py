@@ -49,8 +49,7 @@ def save_denoiser(model: nn.Module, config: DenoiserConfig, directory: str | Pat
     """Write ``denoiser.safetensors`` and ``denoiser.json`` into ``directory``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+    save_state(model, directory / WEIGHTS_NAME)
     (directory / CONFIG_NAME).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     return directory / WEIGHTS_NAME
 
@@ -65,14 +64,35 @@ def read_config(path: Path) -> DenoiserConfig:
         raise WeightsError(f"denoiser config {path} is invalid: {e}") from None
 
 
-def load_state(path: Path) -> dict[str, torch.Tensor]:
-    """Read a safetensors file, with an error that names the file."""
+def load_state(path: Path, what: str = "denoiser") -> dict[str, torch.Tensor]:
+    """Read a safetensors file, with an error that names the file (``what``: whose weights)."""
     if not path.is_file():
-        raise WeightsError(f"denoiser weights not found: {path}")
+        raise WeightsError(f"{what} weights not found: {path}")
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
-        raise WeightsError(f"denoiser weights {path} are damaged or truncated: {e}") from None
+        raise WeightsError(f"{what} weights {path} are damaged or truncated: {e}") from None
+
+
+def load_matching_state(model: nn.Module, state: dict[str, torch.Tensor], weights_path: Path,
+                        config_path: Path, what: str = "denoiser") -> None:
+    """Load ``state`` into ``model`` (floating tensors as float32) after checking that every name and shape fits."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or wrong_shape:
+        raise WeightsError(
+            f"{what} weights {weights_path} do not match the network in {config_path}: "
+            f"missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong_shape[:3]}"
+        )
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+
+
+def save_state(model: nn.Module, path: Path) -> None:
+    """Write ``model``'s state dict as safetensors (contiguous CPU tensors, no pickle)."""
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata={"format": "pt"})
 
 
 def build_denoiser(directory: str | Path = PRETRAINED_DIR) -> tuple[UNet, DenoiserConfig]:
@@ -82,16 +102,7 @@ def build_denoiser(directory: str | Path = PRETRAINED_DIR) -> tuple[UNet, Denois
     weights_path = directory / WEIGHTS_NAME
     state = load_state(weights_path)
     model = UNet(config.unet)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong_shape = [k for k in expected if k in state and state[k].shape != expected[k].shape]
-    if missing or unexpected or wrong_shape:
-        raise WeightsError(
-            f"denoiser weights {weights_path} do not match the network in {directory / CONFIG_NAME}: "
-            f"missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong_shape[:3]}"
-        )
-    model.load_state_dict({k: v.float() for k, v in state.items()})
+    load_matching_state(model, state, weights_path, directory / CONFIG_NAME)
     return model.eval(), config
 
 

@@ -1,0 +1,98 @@
+"""How good are generated digits? The Fréchet distance, class accuracy and class spread.
+
+All in float64 numpy. The features come from the evaluation classifier
+(``diffusion_core.classifier.embed``); the functions here work on any features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class GaussianStats:
+    """Mean and covariance of a set of feature vectors."""
+
+    mu: np.ndarray  # float64 [D]
+    sigma: np.ndarray  # float64 [D, D], unbiased sample covariance
+    n: int  # number of vectors
+
+
+def gaussian_stats(features: np.ndarray) -> GaussianStats:
+    """Sample mean and covariance (divided by n - 1) of features [N, D], N >= 2."""
+    f = np.asarray(features, dtype=np.float64)
+    if f.ndim != 2 or len(f) < 2:
+        raise ValueError(f"features must have shape [N, D] with N >= 2, got {f.shape}")
+    return GaussianStats(mu=f.mean(axis=0), sigma=np.atleast_2d(np.cov(f, rowvar=False)), n=len(f))
+
+
+def _psd_sqrt(a: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a symmetric positive semi-definite matrix, through eigh;
+    eigenvalues below 0 (rounding) are clamped to 0."""
+    w, v = np.linalg.eigh((a + a.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+
+
+def trace_sqrt_product(sigma_a: np.ndarray, sigma_b: np.ndarray) -> float:
+    """Tr (S_a S_b)^{1/2} for covariances S_a, S_b.
+
+    S_a S_b is not symmetric, but it is similar to the symmetric PSD matrix
+    S_a^{1/2} S_b S_a^{1/2} (same eigenvalues), so the trace is the sum of the
+    square roots of that matrix's eigenvalues: no complex numbers, no sqrtm."""
+    root_a = _psd_sqrt(sigma_a)
+    m = root_a @ sigma_b @ root_a
+    w = np.linalg.eigvalsh((m + m.T) / 2)
+    return float(np.sqrt(np.clip(w, 0.0, None)).sum())
+
+
+def frechet_distance_from_stats(a: GaussianStats, b: GaussianStats) -> float:
+    """d^2 = ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^{1/2}): the squared 2-Wasserstein
+    (Fréchet) distance between N(mu_a, S_a) and N(mu_b, S_b) (Dowson & Landau 1982),
+    the formula of the FID of Heusel et al. (2017)."""
+    if a.mu.shape != b.mu.shape:
+        raise ValueError(f"feature sizes differ: {a.mu.shape[0]} and {b.mu.shape[0]}")
+    diff = a.mu - b.mu
+    d2 = diff @ diff + np.trace(a.sigma) + np.trace(b.sigma) - 2 * trace_sqrt_product(a.sigma, b.sigma)
+    return max(float(d2), 0.0)  # rounding can leave -1e-15 for identical sets
+
+
+def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to features [N_a, D] and [N_b, D]
+    (Heusel et al. 2017); see ``frechet_distance_from_stats``."""
+    return frechet_distance_from_stats(gaussian_stats(features_a), gaussian_stats(features_b))
+
+
+def class_accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of predictions [N] equal to labels [N]."""
+    predictions, labels = np.asarray(predictions), np.asarray(labels)
+    if predictions.shape != labels.shape or predictions.ndim != 1 or len(labels) == 0:
+        raise ValueError(f"need two non-empty [N] arrays, got {predictions.shape} and {labels.shape}")
+    return float((predictions == labels).mean())
+
+
+@dataclass(frozen=True)
+class ClassSpread:
+    """How evenly samples fall over the classes (for unconditional samples: is every digit made?)."""
+
+    counts: np.ndarray  # int64 [num_classes], samples per predicted class
+    entropy: float  # H = -sum p log p of the class frequencies, in nats
+    normalized_entropy: float  # H / log(num_classes): 1 for a perfectly even spread, 0 for one class
+    max_min_ratio: float  # largest count / smallest count (inf if a class is missing)
+
+
+def class_spread(predictions: np.ndarray, num_classes: int = 10) -> ClassSpread:
+    """Counts per class of predictions [N] (values 0..num_classes-1), their entropy and max/min ratio."""
+    predictions = np.asarray(predictions)
+    if predictions.ndim != 1 or len(predictions) == 0:
+        raise ValueError(f"predictions must be a non-empty [N] array, got shape {predictions.shape}")
+    if predictions.min() < 0 or predictions.max() >= num_classes:
+        raise ValueError(f"predictions must lie in 0..{num_classes - 1}")
+    counts = np.bincount(predictions.astype(np.int64), minlength=num_classes)
+    p = counts / counts.sum()
+    nz = p[p > 0]
+    entropy = float(-(nz * np.log(nz)).sum())
+    ratio = float(counts.max() / counts.min()) if counts.min() > 0 else float("inf")
+    return ClassSpread(counts=counts, entropy=entropy, normalized_entropy=entropy / np.log(num_classes),
+                       max_min_ratio=ratio)
