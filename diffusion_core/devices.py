@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import platform
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -24,3 +27,19 @@ def resolve_device(choice: str = "auto") -> torch.device:
             raise ValueError("CUDA was requested but no CUDA device is available")
         return torch.device("cuda")
     raise ValueError(f"unknown device {choice!r}; expected 'auto', 'cpu' or 'cuda'")
+
+
+def describe_hardware(device: torch.device | str = "cpu") -> str:
+    """The machine in words for benchmark reports: CPU model, cores, PyTorch threads (and the GPU)."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = f"CPU {name}, {os.cpu_count()} cores, {torch.get_num_threads()} PyTorch thread(s), torch {torch.__version__}"
+    if torch.device(device).type == "cuda":
+        text += f", GPU {torch.cuda.get_device_name(torch.device(device))}"
+    return text

@@ -92,7 +92,7 @@ def class_spread(predictions: np.ndarray, num_classes: int = 10) -> ClassSpread:
     counts = np.bincount(predictions.astype(np.int64), minlength=num_classes)
     p = counts / counts.sum()
     nz = p[p > 0]
-    entropy = float(-(nz * np.log(nz)).sum())
+    entropy = max(0.0, float(-(nz * np.log(nz)).sum()))  # no -0.0 for a single class
     ratio = float(counts.max() / counts.min()) if counts.min() > 0 else float("inf")
     return ClassSpread(counts=counts, entropy=entropy, normalized_entropy=entropy / np.log(num_classes),
                        max_min_ratio=ratio)

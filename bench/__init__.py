@@ -1,0 +1,1 @@
+"""Benchmarks of the denoiser: ``python -m bench.run`` (see run.py)."""
