@@ -1,0 +1,221 @@
+"""Page 4: upload a picture and watch the forward process (Ho et al. 2020, eq. 4) destroy it."""
+
+from ui.sidebar import sidebar, current_seed, current_device
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+from diffusion_core.correlation import correlation_curve, first_t_below, pixel_correlation
+from diffusion_core.forward import q_mean_variance, q_sample
+from diffusion_core.gaussian import normal_pdf, sample_stats
+from diffusion_core.images import (
+    MAX_UPLOAD_MB,
+    MODEL_MAX_SIDE,
+    BlankImageError,
+    ImageLoadError,
+    LoadedImage,
+    encode_gif,
+    encode_png,
+    image_to_tensor,
+    loaded_from_array,
+    make_grid,
+    read_image,
+    tensor_to_image,
+    to_mnist_digit,
+)
+from diffusion_core.samples import list_sample_images, load_sample_image
+from diffusion_core.schedules import SCHEDULE_KINDS, make_schedule
+from ui import charts
+from ui.sidebar import APP_DIR
+
+tr = sidebar("your_image")
+
+T = 1000
+STRIP_TS = (0, 50, 100, 250, 500, 750, 1000)
+PIXEL_DRAWS = 4000
+PIXEL_CHOICES = ("brightest", "darkest", "centre")
+REVERSE_PAGE = "pages/5_Reverse_process.py"
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def decode_upload(data: bytes) -> LoadedImage:
+    """Decode once per file, not on every slider move; refusals are not cached (they raise)."""
+    return read_image(data)
+
+
+def show_picture(image: np.ndarray, caption: str, min_side: int = 280) -> None:
+    charts.show_image(image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image, caption, min_side)
+
+
+st.title(tr("your_image.title"))
+st.markdown(tr("your_image.intro"))
+
+# ------------------------------------------------------------------ the picture
+source = st.radio(tr("your_image.source_label"), ("upload", "sample"), key="your_image_source", horizontal=True,
+                  format_func=lambda s: tr(f"your_image.source_{s}"))
+if source == "upload":
+    # The widget, the server (server.maxUploadSize) and read_image all stop at the same MAX_UPLOAD_MB.
+    upload = st.file_uploader(tr("your_image.upload_label"), key="your_image_upload", max_upload_size=MAX_UPLOAD_MB)
+    st.caption(tr("your_image.upload_help", limit_mb=MAX_UPLOAD_MB))
+    if upload is None:
+        st.info(tr("your_image.upload_prompt"), icon=":material/upload:")
+        st.stop()
+    try:
+        loaded = decode_upload(upload.getvalue())
+    except ImageLoadError as error:
+        st.error(tr(f"your_image.error_{error.code}", **error.fields).strip(), icon=":material/broken_image:")
+        st.stop()
+else:
+    name = st.selectbox(tr("samples.label"), list_sample_images(), key="your_image_sample",
+                        format_func=lambda n: tr(f"samples.{n}"), help=tr("samples.help"))
+    loaded = loaded_from_array(load_sample_image(name))
+
+st.header(tr("your_image.loaded_header"))
+h, w, _ = loaded.pixels.shape
+col_loaded, col_model = st.columns(2)
+with col_loaded:
+    show_picture(loaded.display, tr("your_image.as_loaded_caption", width=loaded.size[0], height=loaded.size[1],
+                                    format=loaded.format, mode=loaded.mode))
+with col_model:
+    kind = tr("your_image.grayscale") if loaded.grayscale else tr("your_image.colour")
+    show_picture(loaded.pixels, tr("your_image.model_caption", width=w, height=h, kind=kind))
+st.markdown(tr("your_image.resize_note", max_side=MODEL_MAX_SIDE))
+st.latex(r"x_0 = \frac{p}{127.5} - 1 \in [-1, 1]")
+for flag, note in ((loaded.animated, "note_animated"), (loaded.rotated, "note_rotated"),
+                   (loaded.transparent, "note_transparent")):
+    if flag:
+        st.info(tr(f"your_image.{note}"), icon=":material/info:")
+
+# ------------------------------------------------------------------ x_t in one jump
+st.header(tr("your_image.forward_header"))
+st.markdown(tr("your_image.forward_intro"))
+st.latex(r"x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon,"
+         r"\qquad \varepsilon \sim \mathcal{N}(\mathbf{0}, \mathbf{I})")
+c1, c2 = st.columns([1, 3])
+kind_schedule = c1.radio(tr("schedule.label"), SCHEDULE_KINDS, key="your_image_schedule", help=tr("schedule.help"),
+                         format_func=lambda k: tr(f"schedule.{k}"))
+t = c2.slider(tr("your_image.t_label"), 1, T, 250, key="your_image_t", help=tr("your_image.t_help", T=T))
+schedule = make_schedule(kind_schedule, T)
+
+m1, m2, m3 = st.columns(3)
+m1.metric(r"$\sqrt{\bar\alpha_t}$", f"{float(schedule.sqrt_alpha_bars[t]):.4f}", help=tr("your_image.signal_help"))
+m2.metric(r"$\sqrt{1-\bar\alpha_t}$", f"{float(schedule.sqrt_one_minus_alpha_bars[t]):.4f}",
+          help=tr("your_image.noise_help"))
+m3.metric(r"$\mathrm{SNR}_t = \bar\alpha_t / (1-\bar\alpha_t)$", f"{float(schedule.snr[t]):.4g}",
+          help=tr("your_image.snr_help"))
+
+device = current_device()
+generator = torch.Generator().manual_seed(current_seed())
+x0 = image_to_tensor(loaded.pixels).to(device)  # [1, C, H, W] in [-1, 1]
+eps = torch.randn(x0.shape, generator=generator).to(device)  # one draw of the noise, reused for every t
+xt = q_sample(x0, t, eps, schedule)
+
+col_x0, col_xt = st.columns(2)
+with col_x0:
+    show_picture(loaded.pixels, tr("your_image.x0_caption"))
+with col_xt:
+    xt_picture = tensor_to_image(xt)
+    show_picture(xt_picture, tr("your_image.xt_caption", t=t))
+    st.download_button(tr("your_image.download_xt"), data=lambda picture=xt_picture: encode_png(picture),
+                       file_name=f"x_t_{t}.png", mime="image/png", key="your_image_download_xt",
+                       icon=":material/download:", on_click="ignore")
+
+# ------------------------------------------------------------------ the strip
+st.subheader(tr("your_image.strip_header"))
+st.caption(tr("your_image.strip_note"))
+strip_t = torch.tensor(STRIP_TS[1:])
+strip = torch.cat([x0, q_sample(x0.expand(len(strip_t), -1, -1, -1), strip_t, eps.expand(len(strip_t), -1, -1, -1),
+                                schedule)])  # [len(STRIP_TS), C, H, W]
+frames = [charts.enlarge(tensor_to_image(x), min_side=128) for x in strip]
+for col, frame, s in zip(st.columns(len(STRIP_TS)), frames, STRIP_TS):
+    with col:
+        show_picture(frame, f"t = {s}", min_side=96)
+with st.container(horizontal=True):
+    st.download_button(tr("your_image.download_strip_png"), data=lambda x=strip: encode_png(make_grid(x, ncols=len(x))),
+                       file_name="forward_strip.png", mime="image/png", key="your_image_download_strip_png",
+                       icon=":material/download:", on_click="ignore")
+    st.download_button(tr("your_image.download_strip_gif"), data=lambda pictures=frames: encode_gif(pictures),
+                       file_name="forward_process.gif", mime="image/gif", key="your_image_download_strip_gif",
+                       icon=":material/animation:", on_click="ignore")
+
+# ------------------------------------------------------------------ histograms
+st.header(tr("your_image.hist_header"))
+grid = np.linspace(-4.0, 4.0, 401)
+col_all, col_pixel = st.columns(2)
+with col_all:
+    st.markdown(f"**{tr('your_image.hist_all_title', t=t)}**")
+    st.plotly_chart(charts.histogram_density_figure(
+        xt.cpu().numpy(), grid, normal_pdf(grid), tr("your_image.value_axis"), tr("your_image.density_axis"),
+        hist_name=tr("your_image.hist_all_name"), density_name="N(0, 1)", bins=60, hist_range=(-4.0, 4.0), height=320,
+    ), key="your_image_hist_all")
+    st.caption(tr("your_image.hist_all_note"))
+with col_pixel:
+    st.markdown(f"**{tr('your_image.pixel_title', n=PIXEL_DRAWS)}**")
+    chart_slot = st.container()
+    which = st.selectbox(tr("your_image.pixel_label"), PIXEL_CHOICES, key="your_image_pixel",
+                         format_func=lambda p: tr(f"your_image.pixel_{p}"))
+    if which == "centre":
+        row, col, ch = h // 2, w // 2, 0
+    else:
+        pick = np.argmax if which == "brightest" else np.argmin
+        row, col, ch = (int(i) for i in np.unravel_index(pick(loaded.pixels), loaded.pixels.shape))
+    x0_pixel = x0[:, ch, row, col].reshape(1, 1, 1, 1)
+    draws = q_sample(x0_pixel.expand(PIXEL_DRAWS, 1, 1, 1), t,
+                     torch.randn(PIXEL_DRAWS, 1, 1, 1, generator=generator).to(device), schedule).cpu().numpy().ravel()
+    mean, variance = (float(m) for m in q_mean_variance(x0_pixel, t, schedule))  # eq. 4, for this pixel
+    stats = sample_stats(draws)
+    chart_slot.plotly_chart(charts.histogram_density_figure(
+        draws, grid, normal_pdf(grid, mean, variance**0.5), tr("your_image.value_axis"), tr("your_image.density_axis"),
+        hist_name=tr("your_image.pixel_hist_name"), density_name="N(√ᾱ_t x₀, 1 − ᾱ_t)", bins=60,
+        hist_range=(-4.0, 4.0), height=320,
+    ), key="your_image_hist_pixel")
+    where = (tr("your_image.pixel_where", row=row, col=col) if loaded.grayscale
+             else tr("your_image.pixel_where_colour", row=row, col=col, channel="RGB"[ch]))
+    st.caption(tr("your_image.pixel_note", where=where, x0=float(x0_pixel), mean=mean, var=variance,
+                  sample_mean=stats.mean, sample_var=stats.variance))
+
+# ------------------------------------------------------------------ correlation
+st.header(tr("your_image.corr_header"))
+st.markdown(tr("your_image.corr_intro"))
+st.latex(r"\operatorname{corr}(x_t, x_0) = \frac{\sqrt{\bar\alpha_t}\,\sigma_{x_0}}"
+         r"{\sqrt{\bar\alpha_t\,\sigma_{x_0}^2 + 1 - \bar\alpha_t}}")
+curve = correlation_curve(x0, schedule)
+if np.isnan(curve).all():
+    st.info(tr("your_image.corr_flat"), icon=":material/info:")
+else:
+    empirical_t = sorted({*STRIP_TS[1:], t})
+    empirical = [pixel_correlation(q_sample(x0, s, eps, schedule), x0) for s in empirical_t]
+    fig = charts.curves_figure(np.arange(T + 1), {tr("your_image.corr_closed"): curve}, tr("schedule.t_axis"),
+                               tr("your_image.corr_axis"), marker_x=t, marker_label=f"t = {t}", height=340)
+    fig.add_trace(go.Scatter(x=empirical_t, y=empirical, mode="markers", name=tr("your_image.corr_empirical"),
+                             marker=dict(symbol="x", size=9, color=charts.PALETTE[1])))
+    fig.update_yaxes(range=[-0.05, 1.05])
+    st.plotly_chart(fig, key="your_image_corr")
+    k1, k2 = st.columns(2)
+    k1.metric(tr("your_image.corr_metric_closed", t=t), f"{curve[t]:.4f}")
+    k2.metric(tr("your_image.corr_metric_empirical", t=t), f"{pixel_correlation(xt, x0):.4f}")
+    never = tr("your_image.corr_never")
+    half, tenth = first_t_below(curve, 0.5), first_t_below(curve, 0.1)
+    st.markdown(tr("your_image.corr_thresholds", t_half=never if half is None else f"t = {half}",
+                   t_tenth=never if tenth is None else f"t = {tenth}"))
+
+# ------------------------------------------------------------------ to the denoiser
+st.header(tr("your_image.send_header"))
+st.markdown(tr("your_image.send_intro"))
+try:
+    digit = to_mnist_digit(loaded.pixels)
+except BlankImageError:
+    st.warning(tr("your_image.error_blank"), icon=":material/block:")
+else:
+    col_digit, col_send = st.columns([1, 3])
+    with col_digit:
+        show_picture(digit, tr("your_image.digit_caption"), min_side=140)
+    with col_send:
+        if st.button(tr("your_image.send_button"), key="your_image_send", icon=":material/send:", type="primary"):
+            st.session_state["sdedit_digit"] = digit.copy()
+            st.session_state["sdedit_source"] = "upload"
+            if (APP_DIR / REVERSE_PAGE).is_file():
+                st.switch_page(REVERSE_PAGE)
+            st.info(tr("your_image.reverse_coming"), icon=":material/schedule:")
