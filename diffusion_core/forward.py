@@ -32,10 +32,17 @@ def extract(values: Tensor, t: Tensor, like: Tensor) -> Tensor:
     return out.to(like.dtype).reshape(-1, *([1] * (like.ndim - 1)))
 
 
+def check_noise(noise: Tensor, x: Tensor) -> None:
+    """The noise must have x's shape: broadcasting would silently reuse one eps for many pixels."""
+    if noise.shape != x.shape:
+        raise ValueError(f"noise must have the shape of x, {tuple(x.shape)}, got {tuple(noise.shape)}")
+
+
 def q_step(x_prev: Tensor, t: int | Tensor, noise: Tensor, schedule: Schedule) -> Tensor:
     """One step of the chain, x_t ~ q(x_t | x_{t-1}) (Ho et al. 2020, eq. 2):
     x_t = sqrt(1 - beta_t) x_{t-1} + sqrt(beta_t) eps."""
     t = check_timesteps(t, schedule, x_prev.shape[0])
+    check_noise(noise, x_prev)
     beta_t = extract(schedule.betas, t, x_prev)
     return (1 - beta_t).sqrt() * x_prev + beta_t.sqrt() * noise
 
@@ -44,6 +51,7 @@ def q_sample(x0: Tensor, t: int | Tensor, noise: Tensor, schedule: Schedule) -> 
     """Sample x_t ~ q(x_t | x_0) in one jump (Ho et al. 2020, eq. 4):
     x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps."""
     t = check_timesteps(t, schedule, x0.shape[0])
+    check_noise(noise, x0)
     return extract(schedule.sqrt_alpha_bars, t, x0) * x0 + extract(schedule.sqrt_one_minus_alpha_bars, t, x0) * noise
 
 
