@@ -1,0 +1,120 @@
+"""Page 3: the closed form x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, linear against cosine schedule."""
+
+from ui.sidebar import sidebar, current_seed, current_device
+
+import numpy as np
+import streamlit as st
+import torch
+
+from diffusion_core.forward import q_sample
+from diffusion_core.images import image_to_tensor, make_grid, tensor_to_image
+from diffusion_core.marginals import xt_pixel_moments
+from diffusion_core.samples import list_sample_images, load_sample_image
+from diffusion_core.schedules import SCHEDULE_KINDS, make_schedule
+from ui import charts
+
+tr = sidebar("closed_form")
+
+T_OPTIONS = (25, 50, 100, 200, 500, 1000, 2000, 4000)
+STRIP_FRACTIONS = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)  # of T, for the film strip
+STRIP_SIZE = 64  # photos are shrunk to this for the strip
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def picture(name: str, max_size: int | None = None) -> np.ndarray:
+    return load_sample_image(name, max_size)
+
+
+def fmt(v: float) -> str:
+    return f"{v:.4g}" if 1e-3 <= abs(v) < 1e4 or v == 0 else f"{v:.3e}"
+
+
+st.title(tr("closed_form.title"))
+st.markdown(tr("closed_form.intro"))
+st.latex(r"q(x_t \mid x_0) = \mathcal{N}\!\left(x_t;\ \sqrt{\bar\alpha_t}\,x_0,\ (1-\bar\alpha_t)\mathbf{I}\right)"
+         r"\quad\Longleftrightarrow\quad x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon,"
+         r"\qquad \varepsilon \sim \mathcal{N}(\mathbf{0}, \mathbf{I})")
+st.latex(r"\bar\alpha_t = \prod_{s=1}^{t} \alpha_s,\qquad \alpha_s = 1 - \beta_s,\qquad "
+         r"\mathrm{SNR}_t = \frac{\bar\alpha_t}{1-\bar\alpha_t}")
+st.markdown(tr("closed_form.snr_intro"))
+st.markdown(tr("closed_form.try_this"))
+
+c1, c2 = st.columns([1, 1])
+name = c1.selectbox(tr("samples.label"), list_sample_images(), index=3, key="closed_form_image",
+                    format_func=lambda v: tr(f"samples.{v}"), help=tr("samples.help"))
+T = c2.select_slider(tr("schedule.T_label"), T_OPTIONS, value=1000, key="closed_form_T", help=tr("schedule.T_help"))
+# The slider's value lives in session state; start a quarter of the way, keep it inside 1..T when T shrinks.
+st.session_state["closed_form_t"] = min(st.session_state.get("closed_form_t", T // 4), T)
+t = st.slider(tr("closed_form.t_label"), 1, T, key="closed_form_t", help=tr("closed_form.t_help"))
+
+schedules = {kind: make_schedule(kind, T) for kind in SCHEDULE_KINDS}
+device = current_device()
+x0 = image_to_tensor(picture(name)).to(device)
+eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(current_seed())).to(device)
+x_t = {kind: q_sample(x0, t, eps, s) for kind, s in schedules.items()}
+
+st.caption(tr("closed_form.same_noise"))
+cols = st.columns(len(SCHEDULE_KINDS))
+for col, (kind, s) in zip(cols, schedules.items()):
+    with col:
+        charts.show_image(tensor_to_image(x_t[kind]), tr("closed_form.image_caption", t=t, schedule=tr(f"closed_form.in_{kind}")))
+        a, b = float(s.sqrt_alpha_bars[t]), float(s.sqrt_one_minus_alpha_bars[t])
+        st.latex(rf"x_{{{t}}} = {a:.4f}\,x_0 + {b:.4f}\,\varepsilon")
+
+st.subheader(tr("closed_form.numbers_title", t=t))
+rows = {
+    r"ᾱ_t": lambda s: s.alpha_bars[t],
+    r"√ᾱ_t": lambda s: s.sqrt_alpha_bars[t],
+    r"√(1 − ᾱ_t)": lambda s: s.sqrt_one_minus_alpha_bars[t],
+    r"SNR_t = ᾱ_t / (1 − ᾱ_t)": lambda s: s.snr[t],
+    r"log SNR_t": lambda s: s.log_snr[t],
+}
+table = {tr("closed_form.quantity_col"): list(rows)}
+for kind, s in schedules.items():
+    table[tr(f"schedule.{kind}")] = [fmt(float(get(s))) for get in rows.values()]
+st.table(table)
+
+st.subheader(tr("closed_form.check_title"))
+st.markdown(tr("closed_form.check_intro"))
+check = {k: [] for k in ("quantity_col", "predicted_col", "measured_col", "se_col", "z_col")}
+for kind, s in schedules.items():
+    pred = xt_pixel_moments(x0, t, s)
+    values = x_t[kind].detach().double().cpu().flatten()
+    measured_mean, measured_var = float(values.mean()), float(values.var(unbiased=True))
+    sched = tr(f"closed_form.in_{kind}")
+    for row, p, m, se in (("pixel_mean_row", pred.mean, measured_mean, pred.mean_se),
+                          ("pixel_var_row", pred.variance, measured_var, pred.variance_se)):
+        check["quantity_col"].append(tr(f"closed_form.{row}", schedule=sched))
+        check["predicted_col"].append(f"{p:.5f}")
+        check["measured_col"].append(f"{m:.5f}")
+        check["se_col"].append(f"{se:.2g}")
+        check["z_col"].append(f"{(m - p) / se:+.2f}" if se > 0 else "—")
+st.table({tr(f"closed_form.{k}"): v for k, v in check.items()})
+
+st.subheader(tr("closed_form.curves_title"))
+ts = np.arange(T + 1)
+idx = np.union1d(charts.downsample_for_plot(ts), [t])
+curves = (  # (title key, Schedule attribute, y-axis symbol, whether t = 0 is left out)
+    ("abar_title", "alpha_bars", "ᾱ_t", False),
+    ("sqrt_abar_title", "sqrt_alpha_bars", "√ᾱ_t", False),
+    ("sqrt_one_minus_title", "sqrt_one_minus_alpha_bars", "√(1 − ᾱ_t)", False),
+    ("log_snr_title", "log_snr", "log SNR_t", True),  # +inf at t = 0
+)
+for pair in (curves[:2], curves[2:]):
+    for col, (title, attr, symbol, skip_t0) in zip(st.columns(2), pair):
+        sel = idx[idx >= 1] if skip_t0 else idx
+        fig = charts.curves_figure(
+            ts[sel], {tr(f"schedule.{kind}"): getattr(s, attr).numpy()[sel] for kind, s in schedules.items()},
+            tr("closed_form.t_axis"), symbol, marker_x=t, marker_label=f"t = {t}",
+            title=tr(f"closed_form.{title}"), height=300,
+        )
+        col.plotly_chart(fig, key=f"closed_form_{attr}")
+st.caption(tr("closed_form.log_snr_note"))
+
+st.subheader(tr("closed_form.strip_title"))
+strip_ts = sorted({max(1, round(f * T)) for f in STRIP_FRACTIONS})
+small = image_to_tensor(picture(name, STRIP_SIZE)).to(device)
+small_eps = torch.randn(small.shape, generator=torch.Generator().manual_seed(current_seed())).to(device)
+frames = [q_sample(small, k, small_eps, s) for s in schedules.values() for k in strip_ts]
+grid = make_grid(torch.cat(frames), ncols=len(strip_ts))
+st.image(charts.enlarge(grid, 240), output_format="PNG", caption=tr("closed_form.strip_caption", ts=", ".join(map(str, strip_ts))))

@@ -1,0 +1,187 @@
+"""Plotly figure builders and image display helpers shared by the pages.
+
+Generic on purpose: every title and label comes in as an argument (already translated),
+so any page can reuse them. No math here beyond binning a histogram for display.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf")
+MARKER_COLOR = "#444444"
+
+
+def _layout(fig: go.Figure, x_title: str, y_title: str, title: str | None, height: int) -> go.Figure:
+    # With a title on top, the legend goes under the x-axis title so that the two never overlap.
+    legend = (dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0.0) if title
+              else dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1.0))
+    fig.update_layout(
+        title=dict(text=title, x=0.0, xanchor="left", font=dict(size=15)) if title else None,
+        xaxis_title=x_title,
+        yaxis_title=y_title,
+        height=height,
+        margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+        legend=legend,
+        hovermode="closest",
+    )
+    return fig
+
+
+def curves_figure(
+    x: np.ndarray,
+    curves: Mapping[str, np.ndarray],
+    x_title: str,
+    y_title: str,
+    *,
+    marker_x: float | None = None,
+    marker_label: str | None = None,
+    title: str | None = None,
+    log_y: bool = False,
+    height: int = 300,
+) -> go.Figure:
+    """Line curves y(x), one per entry of ``curves`` (name -> values), with a dashed vertical
+    line and a dot on every curve at ``marker_x``. Non-finite values are left out (gaps)."""
+    x = np.asarray(x, dtype=np.float64)
+    fig = go.Figure()
+    for i, (name, y) in enumerate(curves.items()):
+        y = np.asarray(y, dtype=np.float64)
+        finite = np.isfinite(y)
+        color = PALETTE[i % len(PALETTE)]
+        fig.add_trace(go.Scatter(x=x[finite], y=y[finite], mode="lines", name=name, line=dict(color=color)))
+        if marker_x is not None:
+            j = int(np.argmin(np.abs(x - marker_x)))
+            if finite[j]:
+                fig.add_trace(go.Scatter(
+                    x=[x[j]], y=[y[j]], mode="markers", showlegend=False, name=name,
+                    marker=dict(color=color, size=10, line=dict(color="white", width=1)),
+                ))
+    if marker_x is not None:
+        fig.add_vline(x=marker_x, line=dict(color=MARKER_COLOR, dash="dash", width=1),
+                      annotation_text=marker_label, annotation_position="top right")
+    if log_y:
+        fig.update_yaxes(type="log", exponentformat="power")
+    return _layout(fig, x_title, y_title, title, height)
+
+
+def histogram_density_figure(
+    samples: np.ndarray,
+    x_grid: np.ndarray,
+    density: np.ndarray,
+    x_title: str,
+    y_title: str,
+    *,
+    hist_name: str,
+    density_name: str,
+    bins: int = 40,
+    hist_range: tuple[float, float] | None = None,
+    x_range: tuple[float, float] | None = None,
+    title: str | None = None,
+    height: int = 320,
+) -> go.Figure:
+    """Histogram of ``samples`` scaled as a density (bar areas sum to the fraction of samples
+    inside ``hist_range``), with the curve ``density`` over ``x_grid`` drawn on top."""
+    samples = np.asarray(samples, dtype=np.float64).ravel()
+    lo, hi = hist_range if hist_range is not None else (float(samples.min()), float(samples.max()))
+    if not hi > lo:  # every sample equal: one narrow bar around the value
+        lo, hi = lo - 0.5e-3, hi + 0.5e-3
+    counts, edges = np.histogram(samples, bins=bins, range=(lo, hi))
+    widths = np.diff(edges)
+    heights = counts / (samples.size * widths)
+    fig = go.Figure()
+    fig.add_trace(go.Bar(
+        x=(edges[:-1] + edges[1:]) / 2, y=heights, width=widths, name=hist_name,
+        marker=dict(color="rgba(31, 119, 180, 0.45)", line=dict(color="rgba(31, 119, 180, 0.9)", width=0.5)),
+    ))
+    fig.add_trace(go.Scatter(x=x_grid, y=density, mode="lines", name=density_name,
+                             line=dict(color=PALETTE[1], width=2.5)))
+    fig.update_layout(bargap=0)
+    if x_range is not None:
+        fig.update_xaxes(range=list(x_range))
+    return _layout(fig, x_title, y_title, title, height)
+
+
+def scatter_contour_figure(
+    points: np.ndarray,
+    grid_x: np.ndarray,
+    grid_y: np.ndarray,
+    z: np.ndarray,
+    x_title: str,
+    y_title: str,
+    *,
+    points_name: str,
+    contour_name: str,
+    title: str | None = None,
+    height: int = 420,
+) -> go.Figure:
+    """2-D points [n, 2] as a scatter, with contour lines of z [len(grid_y), len(grid_x)] over them;
+    equal scales on both axes so circles look round."""
+    fig = go.Figure()
+    fig.add_trace(go.Contour(
+        x=grid_x, y=grid_y, z=z, name=contour_name, showscale=False, ncontours=8,
+        contours=dict(coloring="lines"), line=dict(width=2), colorscale="Reds", showlegend=True,
+    ))
+    fig.add_trace(go.Scatter(
+        x=points[:, 0], y=points[:, 1], mode="markers", name=points_name,
+        marker=dict(size=4, color="rgba(31, 119, 180, 0.45)"),
+    ))
+    fig.update_yaxes(scaleanchor="x", scaleratio=1)
+    return _layout(fig, x_title, y_title, title, height)
+
+
+def paths_figure(
+    t: np.ndarray,
+    paths: np.ndarray,
+    band_center: np.ndarray,
+    band_half_width: np.ndarray,
+    x_title: str,
+    y_title: str,
+    *,
+    paths_name: str,
+    band_name: str,
+    center_name: str,
+    marker_x: float | None = None,
+    title: str | None = None,
+    height: int = 320,
+) -> go.Figure:
+    """A few sample paths [len(t), k] as thin lines over a shaded band center +- half_width."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(
+        x=np.concatenate([t, t[::-1]]),
+        y=np.concatenate([band_center + band_half_width, (band_center - band_half_width)[::-1]]),
+        fill="toself", fillcolor="rgba(214, 39, 40, 0.15)", line=dict(width=0), name=band_name, hoverinfo="skip",
+    ))
+    for i in range(paths.shape[1]):
+        fig.add_trace(go.Scatter(
+            x=t, y=paths[:, i], mode="lines", line=dict(width=0.8, color="rgba(31, 119, 180, 0.5)"),
+            name=paths_name, showlegend=i == 0, legendgroup="paths", hoverinfo="skip",
+        ))
+    fig.add_trace(go.Scatter(x=t, y=band_center, mode="lines", name=center_name,
+                             line=dict(color=PALETTE[1], width=2)))
+    if marker_x is not None:
+        fig.add_vline(x=marker_x, line=dict(color=MARKER_COLOR, dash="dash", width=1))
+    return _layout(fig, x_title, y_title, title, height)
+
+
+def enlarge(image: np.ndarray, min_side: int = 280) -> np.ndarray:
+    """Repeat every pixel k x k times, k = min_side // (shorter side), so that small pictures such as
+    28x28 digits show crisp pixels instead of the browser's blur; pictures already that big are unchanged."""
+    factor = max(1, min_side // min(image.shape[:2]))
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
+def show_image(image: np.ndarray, caption: str, min_side: int = 280) -> None:
+    """st.image of a uint8 picture [H, W] or [H, W, 3], enlarged to crisp pixels, with a caption."""
+    st.image(enlarge(image, min_side), caption=caption, clamp=True, output_format="PNG")  # JPEG would blur the noise
+
+
+def downsample_for_plot(values: Sequence[float] | np.ndarray, max_points: int = 1500) -> np.ndarray:
+    """Indices 0..len-1 thinned to at most ``max_points`` (always keeping the last), for long curves."""
+    n = len(values)
+    step = max(1, -(-n // max_points))
+    idx = np.arange(0, n, step)
+    return idx if idx[-1] == n - 1 else np.append(idx, n - 1)
