@@ -101,9 +101,10 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def timed(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall time of ``fn`` in seconds over ``repeats`` runs, after one warm-up run."""
-    fn()
+def timed(fn: Callable[[], object], repeats: int, warm_up: bool = True) -> float:
+    """Median wall time of ``fn`` in seconds over ``repeats`` runs, after one warm-up run if asked."""
+    if warm_up:
+        fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -172,7 +173,7 @@ def run_speed(model: Denoiser, args: argparse.Namespace, sizes: Sizes) -> torch.
             result["x"] = generate(model, digits(16), sampler=sampler, steps=steps, guidance=g,
                                    generator=torch.Generator().manual_seed(args.seed))
 
-        seconds = timed(run, repeats) if repeats > 1 else _once(run)
+        seconds = timed(run, repeats, warm_up=sampler == "ddim")  # DDPM-T is long enough to need none
         images = result["x"] if images is None else images
         target = f"<= {TARGETS[sampler]:g} s" if steps == (50 if sampler == "ddim" else T) else ""
         rows.append(f"| {sampler.upper()}-{steps}, 16 digits | {seconds:.2f} s | {target} |")
@@ -181,12 +182,6 @@ def run_speed(model: Denoiser, args: argparse.Namespace, sizes: Sizes) -> torch.
     emit([f"## Speed (guidance s = {g:g}, {torch.get_num_threads()} thread(s))", "",
           "| what | time | target |", "|---|---|---|", *rows])
     return images
-
-
-def _once(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def run_quality(model: Denoiser, classifier: Classifier, ref: Reference, args: argparse.Namespace,
