@@ -211,9 +211,20 @@ def test_closed_form_page_extremes(lang, T, t, image):
 
 
 # ----------------------------------------------------------------------------- in the browser
+@pytest.fixture(scope="module")
+def shared_page(browser):
+    """One browser context for the six page loads below: its HTTP and code caches keep plotly.js and
+    KaTeX compiled between loads, which saves most of a load's time on a busy machine."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
 @pytest.mark.parametrize("path", ["Gaussian", "Forward_chain", "Closed_form"])
 @pytest.mark.parametrize("lang", LANGS)
-def test_forward_pages_in_browser(page, app_url, path, lang):
+def test_forward_pages_in_browser(shared_page, app_url, path, lang):
+    page = shared_page
     open_page(page, app_url, path, lang)
     assert_no_exception(page)
     # KaTeX and plotly render after the script has finished: wait for them (a busy machine is slow).
