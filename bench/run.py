@@ -1,7 +1,7 @@
 """Benchmark of the denoiser on this machine: speed, and sample quality measured with the classifier.
 
-    python -m bench.run                                  # everything; DDPM-1000 over 1,000 samples is ~30 min on 2 cores
-    python -m bench.run --quick                          # a smoke run with tiny sizes
+    python -m bench.run                    # everything; DDPM-1000 over 1,000 samples is ~30 min on 2 cores
+    python -m bench.run --quick            # a smoke run with tiny sizes
     python -m bench.run --parts speed quality --quality-samplers ddim --grid /tmp/samples.png
 
 Markdown tables go to stdout as each part finishes; progress goes to stderr.
@@ -101,16 +101,24 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def timed(fn: Callable[[], object], repeats: int, warm_up: bool = True) -> float:
-    """Median wall time of ``fn`` in seconds over ``repeats`` runs, after one warm-up run if asked."""
+@dataclass(frozen=True)
+class Timing:
+    wall: float  # median wall-clock seconds
+    cpu: float  # median CPU seconds of this process (all its threads): on a shared machine,
+    #             wall > cpu / threads says how much the other work slowed us down
+
+
+def timed(fn: Callable[[], object], repeats: int, warm_up: bool = True) -> Timing:
+    """Median wall and CPU time of ``fn`` over ``repeats`` runs, after one warm-up run if asked."""
     if warm_up:
         fn()
-    times = []
+    walls, cpus = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return Timing(wall=statistics.median(walls), cpu=statistics.median(cpus))
 
 
 def digits(n: int) -> list[int]:
@@ -162,8 +170,9 @@ def run_speed(model: Denoiser, args: argparse.Namespace, sizes: Sizes) -> torch.
             with torch.inference_mode():
                 guided_eps(model, x, T // 2, labels, g)
 
+        timing = timed(call, 5 * sizes.repeats)
         rows.append(f"| one network call, {n} image{'s' if n > 1 else ''} (2 x {n} with guidance) | "
-                    f"{1000 * timed(call, 5 * sizes.repeats):.1f} ms | |")
+                    f"{1000 * timing.wall:.1f} ms | {1000 * timing.cpu:.1f} ms | |")
     images = None
     for sampler, steps in (("ddim", sizes.ddim_steps), ("ddpm", sizes.ddpm_steps or T)):
         repeats = sizes.repeats if sampler == "ddim" else 1
@@ -173,14 +182,16 @@ def run_speed(model: Denoiser, args: argparse.Namespace, sizes: Sizes) -> torch.
             result["x"] = generate(model, digits(16), sampler=sampler, steps=steps, guidance=g,
                                    generator=torch.Generator().manual_seed(args.seed))
 
-        seconds = timed(run, repeats, warm_up=sampler == "ddim")  # DDPM-T is long enough to need none
+        timing = timed(run, repeats, warm_up=sampler == "ddim")  # DDPM-T is long enough to need none
         images = result["x"] if images is None else images
         target = f"<= {TARGETS[sampler]:g} s" if steps == (50 if sampler == "ddim" else T) else ""
-        rows.append(f"| {sampler.upper()}-{steps}, 16 digits | {seconds:.2f} s | {target} |")
-        log(f"  {sampler.upper()}-{steps}: {seconds:.2f} s")
-    rows.append(f"| peak memory (RSS) of the process so far | {peak_rss_mb():.0f} MB | |")
-    emit([f"## Speed (guidance s = {g:g}, {torch.get_num_threads()} thread(s))", "",
-          "| what | time | target |", "|---|---|---|", *rows])
+        rows.append(f"| {sampler.upper()}-{steps}, 16 digits | {timing.wall:.2f} s | {timing.cpu:.2f} s | {target} |")
+        log(f"  {sampler.upper()}-{steps}: {timing.wall:.2f} s")
+    rows.append(f"| peak memory (RSS) of the process so far | {peak_rss_mb():.0f} MB | | |")
+    emit([f"## Speed (guidance s = {g:g}, {torch.get_num_threads()} thread(s))",
+          "Median wall-clock time, and CPU time of the process (all threads; wall > CPU / threads means "
+          "other work shared the cores).", "",
+          "| what | wall time | CPU time | target |", "|---|---|---|---|", *rows])
     return images
 
 
