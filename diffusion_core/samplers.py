@@ -172,6 +172,85 @@ def _model_device(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
+class ReverseProcess:
+    """The reverse process as a resumable stepper: x, the timesteps to visit, the position and the generator.
+
+    ``step()`` runs one step x_t -> x_{t_prev} and returns it as a SampleStep; ``sample`` is
+    ``while not r.done: yield r.step()``. A caller may stop between steps and go on later (play,
+    pause, step one at a time in a page): the result is the same as one uninterrupted run.
+    Arguments are those of ``sample``; they are checked here, x_T is drawn here."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        labels: Tensor | list[int],
+        *,
+        sampler: Sampler = "ddim",
+        steps: int = 50,
+        eta: float = 0.0,
+        guidance: float = DEFAULT_GUIDANCE,
+        variance: DdpmVariance = "beta_tilde",
+        generator: torch.Generator | None = None,
+        schedule: Schedule | None = None,
+        x_start: Tensor | None = None,
+        t_start: int | None = None,
+        clip: bool = True,
+        image_shape: tuple[int, int, int] = (1, 28, 28),
+    ):
+        self.schedule = schedule if schedule is not None else model.schedule
+        if sampler not in ("ddpm", "ddim"):
+            raise ValueError(f"unknown sampler {sampler!r}; expected 'ddpm' or 'ddim'")
+        labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
+        if len(labels) == 0:
+            raise ValueError("labels must hold at least one entry")
+        if bool(((labels < NULL_LABEL) | (labels > 9)).any()):
+            raise ValueError("labels must be digits 0-9 or -1 (no label)")
+        n = len(labels)
+        self.model, self.sampler, self.eta, self.guidance = model, sampler, eta, guidance
+        self.variance, self.generator, self.clip = variance, generator, clip
+        self.device = _model_device(model)
+        self.labels = labels
+        self.timesteps: list[int] = timesteps(self.schedule.T, steps, t_start)
+        if x_start is None:
+            self.x = torch.randn((n, *image_shape), generator=generator)  # x_T ~ N(0, I)
+        else:
+            if x_start.shape[0] != n:
+                raise ValueError(f"x_start holds {x_start.shape[0]} images for {n} labels")
+            self.x = x_start.detach().float().cpu()
+        self.position = 0  # index into timesteps of the next step
+        self._labels_dev = labels.to(self.device)
+
+    @property
+    def done(self) -> bool:
+        """True once x_0 has been reached."""
+        return self.position >= len(self.timesteps)
+
+    @property
+    def t(self) -> int:
+        """The timestep of the current x (0 once done)."""
+        return 0 if self.done else self.timesteps[self.position]
+
+    @torch.inference_mode()
+    def step(self) -> SampleStep:
+        """One step from the current x_t to x_{t_prev}; x moves on to x_{t_prev}."""
+        if self.done:
+            raise RuntimeError("the reverse process has already reached x_0")
+        index, seq, x = self.position, self.timesteps, self.x
+        t = seq[index]
+        t_prev = seq[index + 1] if index + 1 < len(seq) else 0
+        eps_hat = guided_eps(self.model, x.to(self.device), t, self._labels_dev, self.guidance).float().cpu()
+        z = torch.randn(x.shape, generator=self.generator) if t_prev > 0 else None
+        if self.sampler == "ddpm":
+            out = ddpm_step(x, eps_hat, t, t_prev, self.schedule, variance=self.variance, noise=z, clip=self.clip)
+        else:
+            out = ddim_step(x, eps_hat, t, t_prev, self.schedule, eta=self.eta,
+                            noise=z if self.eta > 0 else None, clip=self.clip)
+        self.x, self.position = out.x_prev, index + 1
+        return SampleStep(index=index, t=t, t_prev=t_prev, x_t=x, eps_hat=out.eps, x0_hat=out.x0_hat,
+                          mean=out.mean, noise=out.noise, sigma=out.sigma, alpha=out.alpha, beta=out.beta,
+                          x_prev=out.x_prev)
+
+
 @torch.inference_mode()
 def sample(
     model: nn.Module,
@@ -197,38 +276,15 @@ def sample(
     Starts from x_T ~ N(0, I) drawn with ``generator`` or, for SDEdit (Meng et
     al. 2022), from ``x_start`` taken to be x_{t_start}. ``clip`` clips x0_hat to
     [-1, 1]. The schedule defaults to ``model.schedule``. Noise is drawn on the
-    CPU with ``generator`` so that results do not depend on the device."""
-    schedule = schedule if schedule is not None else model.schedule
-    if sampler not in ("ddpm", "ddim"):
-        raise ValueError(f"unknown sampler {sampler!r}; expected 'ddpm' or 'ddim'")
-    device = _model_device(model)
-    labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
-    if len(labels) == 0:
-        raise ValueError("labels must hold at least one entry")
-    if bool(((labels < NULL_LABEL) | (labels > 9)).any()):
-        raise ValueError("labels must be digits 0-9 or -1 (no label)")
-    n = len(labels)
-    seq = timesteps(schedule.T, steps, t_start)
-    if x_start is None:
-        x = torch.randn((n, *image_shape), generator=generator)
-    else:
-        if x_start.shape[0] != n:
-            raise ValueError(f"x_start holds {x_start.shape[0]} images for {n} labels")
-        x = x_start.detach().float().cpu()
-    labels_dev = labels.to(device)
-    for index, t in enumerate(seq):
-        t_prev = seq[index + 1] if index + 1 < len(seq) else 0
-        x_dev = x.to(device)
-        eps_hat = guided_eps(model, x_dev, t, labels_dev, guidance).float().cpu()
-        z = torch.randn(x.shape, generator=generator) if t_prev > 0 else None
-        if sampler == "ddpm":
-            out = ddpm_step(x, eps_hat, t, t_prev, schedule, variance=variance, noise=z, clip=clip)
-        else:
-            out = ddim_step(x, eps_hat, t, t_prev, schedule, eta=eta, noise=z if eta > 0 else None, clip=clip)
-        yield SampleStep(index=index, t=t, t_prev=t_prev, x_t=x, eps_hat=out.eps, x0_hat=out.x0_hat,
-                         mean=out.mean, noise=out.noise, sigma=out.sigma, alpha=out.alpha, beta=out.beta,
-                         x_prev=out.x_prev)
-        x = out.x_prev
+    CPU with ``generator`` so that results do not depend on the device.
+    A thin loop over ``ReverseProcess``; arguments are checked at the first ``next``."""
+    process = ReverseProcess(
+        model, labels, sampler=sampler, steps=steps, eta=eta, guidance=guidance, variance=variance,
+        generator=generator, schedule=schedule, x_start=x_start, t_start=t_start, clip=clip,
+        image_shape=image_shape,
+    )
+    while not process.done:
+        yield process.step()
 
 
 def generate(model: nn.Module, labels: Tensor | list[int], **kwargs) -> Tensor:
