@@ -1,0 +1,431 @@
+"""Page 5, the reverse process: the player's state machine, the page in AppTest in both languages,
+and the real app in Chromium (frames change, the result appears, two sessions at once, a closed
+tab stops computing). Runs are kept tiny (a few DDIM steps of a few digits) to stay fast."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from conftest import LANGS, assert_clean, assert_no_exception, open_page, run_page, screenshot, wait_idle
+from diffusion_core.schedules import make_schedule
+from ui import reverse_run as rr
+from ui.i18n import Translator, load_table
+from ui.model import FairLock
+
+PAGE = "pages/5_Reverse_process.py"
+TABLES = {lang: Translator(lang) for lang in LANGS}
+
+
+class LinearEps(nn.Module):
+    """A stand-in denoiser for the state machine: eps_hat = 0.5 x_t."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Parameter(torch.tensor(0.5))
+        self.schedule = make_schedule("cosine", 1000)
+
+    def forward(self, x, t, labels):
+        return self.a * x
+
+
+def settings(**kw) -> rr.RunSettings:
+    base = dict(labels=(1, 2), sampler="ddim", steps=6, eta=0.0, guidance=2.0, variance="beta_tilde", seed=0,
+                device="cpu")
+    return rr.RunSettings(**{**base, **kw})
+
+
+# ------------------------------------------------------------------ the state machine, no Streamlit
+def test_labels_for_each_mode():
+    assert rr.labels_for("cycle", 12) == (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1)
+    assert rr.labels_for("same", 3, digit=7) == (7, 7, 7)
+    assert rr.labels_for("any", 2) == (rr.ANY_DIGIT, rr.ANY_DIGIT)
+    assert rr.labels_for("custom", 3, custom=[5, -1]) == (5, -1, 2)  # missing entries fall back to i % 10
+    with pytest.raises(ValueError):
+        rr.labels_for("nonsense", 2)
+
+
+def test_play_pause_step_stop_reset():
+    model, run = LinearEps(), rr.PlayerRun()
+    run.command("pause", settings())  # nothing to pause
+    assert run.status == "idle"
+    run.command("play", settings())
+    assert run.status == "running" and run.needs_start
+    run.start(model)
+    assert run.x_T.shape == (2, 28, 28) and run.steps_done == 0
+    run.advance()
+    run.command("pause", settings())
+    assert run.status == "paused" and run.steps_done == 1
+    run.command("step", settings(steps=99))  # a run under way keeps its own settings
+    assert run.take_pending_step() is not None and run.steps_done == 2 and run.settings.steps == 6
+    assert run.take_pending_step() is None  # one click, one step
+    run.command("play", settings())
+    assert run.status == "running" and run.steps_done == 2  # resumed, not restarted
+    run.command("stop", settings())
+    assert run.status == "stopped" and run.process is None and len(run.timeline()) == 2
+    run.command("play", settings(steps=3))  # after stop, play starts afresh with the new settings
+    assert run.status == "running" and run.steps_done == 0 and run.settings.steps == 3
+    run.command("reset", settings())
+    assert run == rr.PlayerRun()
+
+
+def test_step_from_idle_starts_a_paused_run():
+    run = rr.PlayerRun()
+    run.command("step", settings())
+    assert run.status == "paused" and run.needs_start
+    run.start(LinearEps())
+    frame = run.take_pending_step()
+    assert frame.index == 0 and frame.t == 1000 and run.status == "paused"
+
+
+def test_stop_takes_effect_before_the_next_step():
+    """A click arrives while a step is drawn (on_step is where Streamlit raises the rerun): no more steps are taken."""
+    run = rr.PlayerRun()
+    run.command("play", settings(steps=50))
+    run.start(LinearEps())
+    seen = []
+
+    def on_step(frame):
+        seen.append(frame.index)
+        if len(seen) == 3:
+            run.command("stop", settings())
+
+    assert rr.run_loop(run, FairLock(), on_step, connected=lambda: True) == "stopped"
+    assert seen == [0, 1, 2] and run.steps_done == 3
+
+
+def test_a_closed_tab_pauses_the_run():
+    run = rr.PlayerRun()
+    run.command("play", settings(steps=50))
+    run.start(LinearEps())
+    answers = iter([True, True, False])
+    assert rr.run_loop(run, FairLock(), lambda f: None, connected=lambda: next(answers)) == "disconnected"
+    assert run.status == "paused" and run.steps_done == 2
+
+
+def test_a_finished_run_matches_generate_and_keeps_bounded_frames():
+    """DDPM over all 1000 steps: at most MAX_FRAMES (+ the last) pictures kept, first and last included."""
+    from diffusion_core.samplers import generate
+
+    model, run = LinearEps(), rr.PlayerRun()
+    s = settings(sampler="ddpm", steps=1000, labels=tuple(range(10)) + (0, 1, 2, 3, 4, 5))
+    run.command("play", s)
+    run.start(model)
+    assert rr.run_loop(run, FairLock(), lambda f: None, connected=lambda: True) == "done"
+    expected = generate(model, list(s.labels), sampler="ddpm", steps=1000, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_array_equal(run.final, rr.to_uint8(expected))
+    assert run.frames[0].index == 0 and run.frames[-1].t_prev == 0
+    assert len(run.frames) <= rr.MAX_FRAMES + 1 and len(run.sigmas) == 1000
+    assert run.nbytes < 8e6  # 16 digits: ~6 MB per session, whatever the number of steps
+    assert run.process is None and run.status == "done"
+    assert len(run.gif_frames()) == len(run.frames) + 5
+
+
+def test_gif_of_a_run():
+    """The download: x_t of every kept step, then x_0 held, as an animated GIF encoded in memory."""
+    import io
+
+    from PIL import Image
+
+    from diffusion_core.images import encode_gif
+
+    run = rr.PlayerRun()
+    run.command("play", settings(steps=4, labels=(3, 4, 5)))
+    run.start(LinearEps())
+    rr.run_loop(run, FairLock(), lambda f: None, connected=lambda: True)
+    pictures = run.gif_frames(ncols=3)
+    with Image.open(io.BytesIO(encode_gif(pictures, frame_ms=120))) as gif:
+        assert gif.format == "GIF" and gif.n_frames >= 5  # identical trailing frames may be merged
+        assert gif.size == (pictures[0].shape[1], pictures[0].shape[0])
+        gif.seek(gif.n_frames - 1)
+        np.testing.assert_array_equal(np.asarray(gif.convert("L")), rr.grid(run.final, 3))
+
+
+def test_fair_lock_serves_in_order():
+    lock, order = FairLock(), []
+    lock.__enter__()
+    threads = []
+    for i in range(4):
+        th = threading.Thread(target=lambda i=i: (lock.__enter__(), order.append(i), lock.__exit__()))
+        th.start()
+        threads.append(th)
+        time.sleep(0.05)  # queue up in a known order
+    lock.__exit__()
+    for th in threads:
+        th.join(5)
+    assert order == [0, 1, 2, 3]
+
+
+def test_translations_match():
+    """Same keys in both languages, and the same math: every $...$ of a string is identical in vi and en."""
+    en = {k: v for k, v in load_table("en").items() if k.startswith("reverse.")}
+    vi = {k: v for k, v in load_table("vi").items() if k.startswith("reverse.")}
+    assert en.keys() == vi.keys()
+    math_of = lambda s: sorted(re.findall(r"\$[^$]+\$", s))  # noqa: E731
+    assert {k: math_of(v) for k, v in en.items()} == {k: math_of(v) for k, v in vi.items()}
+    assert {k: sorted(re.findall(r"\{\w+\}", v)) for k, v in en.items()} == \
+           {k: sorted(re.findall(r"\{\w+\}", v)) for k, v in vi.items()}
+
+
+# ------------------------------------------------------------------ AppTest
+def small(at, n: int = 3, steps: int = 2):
+    at.slider(key=rr.KEY_N).set_value(n)
+    at.select_slider(key=rr.KEY_STEPS).set_value(steps)
+    return at.run()
+
+
+def markdown_text(at) -> str:
+    return "\n".join(m.value for m in at.markdown) + "\n".join(c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_idle_page_in_each_language(lang):
+    tr = TABLES[lang]
+    at = run_page(PAGE, lang)
+    assert_clean(at)
+    assert at.title[0].value == tr("reverse.title")
+    assert [b.label for b in at.button][:5] == [tr(f"reverse.{c}") for c in rr.COMMANDS]
+    assert at.button(key="reverse_pause").disabled and at.button(key="reverse_stop").disabled
+    assert at.info[0].value == tr("reverse.press_play")
+    assert at.radio(key=rr.KEY_SAMPLER).options == [tr("reverse.sampler_ddim"), tr("reverse.sampler_ddpm")]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_play_runs_to_the_end(lang):
+    tr = TABLES[lang]
+    at = small(run_page(PAGE, lang), n=3, steps=2)
+    at.button(key="reverse_play").click().run()
+    assert_clean(at)
+    run = at.session_state[rr.STATE_KEY]
+    assert run.status == "done" and run.final.shape == (3, 28, 28) and run.steps_done == 2
+    assert tr("reverse.result_title") in [h.value for h in at.subheader]
+    assert at.get("progress")[0].proto.text == tr("reverse.status_done", n=2, seconds=f"{run.compute_seconds:.1f}")
+    timeline = at.select_slider(key="reverse_timeline")
+    assert timeline.value == 1 and len(timeline.options) == 2
+    assert len(at.get("plotly_chart")) == 1
+    assert any(r"\hat x_0" in x.value for x in at.latex)  # the formulas with their numbers
+    assert not at.slider(key=rr.KEY_N).disabled  # a finished run frees the settings
+
+
+def test_timeline_scrubs_without_recomputing():
+    at = small(run_page(PAGE, "en"), n=2, steps=5)
+    at.button(key="reverse_play").click().run()
+    run = at.session_state[rr.STATE_KEY]
+    seconds, version = run.compute_seconds, run.version
+    at.select_slider(key="reverse_timeline").set_value(0).run()
+    assert_clean(at)
+    formulas = [x.value for x in at.latex if r"t_\text{prev}" in x.value]
+    assert formulas and "t = 1000" in formulas[0] and "t_\\text{prev} = 800" in formulas[0]
+    assert (run.compute_seconds, run.version, run.process) == (seconds, version, None)
+
+
+def test_step_pause_stop_and_reset_in_the_page():
+    tr = TABLES["vi"]
+    at = small(run_page(PAGE, "vi"), n=2, steps=5)
+    at.button(key="reverse_step").click().run()
+    run = at.session_state[rr.STATE_KEY]
+    assert run.status == "paused" and run.steps_done == 1
+    assert at.slider(key=rr.KEY_N).disabled and at.info[0].value == tr("reverse.hint_locked")  # its settings are fixed
+    at.button(key="reverse_step").click().run()
+    assert run.steps_done == 2 and at.get("progress")[0].proto.text == tr("reverse.status_paused", i=2, n=5, t=600)
+    at.button(key="reverse_stop").click().run()
+    assert_clean(at)
+    assert run.status == "stopped" and run.steps_done == 2 and not at.button(key="reverse_play").disabled
+    at.button(key="reverse_reset").click().run()
+    assert at.session_state[rr.STATE_KEY].status == "idle" and at.info[0].value == tr("reverse.press_play")
+
+
+def test_extreme_settings_work_and_are_explained():
+    tr = TABLES["en"]
+    at = run_page(PAGE, "en")
+    at.slider(key=rr.KEY_N).set_value(2)
+    at.select_slider(key=rr.KEY_STEPS).set_value(1)
+    at.slider(key=rr.KEY_GUIDANCE).set_value(10.0)
+    at.slider(key=rr.KEY_ETA).set_value(1.0).run()
+    text = markdown_text(at)
+    for hint in ("hint_one_step", "hint_large_s", "hint_eta1"):
+        assert tr(f"reverse.{hint}") in text
+    at.button(key="reverse_play").click().run()
+    assert_clean(at)
+    assert at.session_state[rr.STATE_KEY].status == "done"
+    at.radio(key=rr.KEY_MODE).set_value("any").run()
+    assert at.slider(key=rr.KEY_GUIDANCE).disabled and tr("reverse.hint_any") in markdown_text(at)
+
+
+def test_compare_ddpm_and_ddim():
+    tr = TABLES["en"]
+    at = small(run_page(PAGE, "en"), n=2, steps=2)
+    at.select_slider(key="reverse_compare_steps").set_value(2)
+    at.button(key="reverse_compare_run").click().run()
+    assert_clean(at)
+    (c,) = at.session_state["reverse_compare_history"]
+    assert c.steps == 2 and c.ddpm.shape == c.ddim.shape == (2, 28, 28) and c.ddpm_seconds > 0
+    assert not np.array_equal(c.ddpm, c.ddim)  # same x_T, different samplers
+    assert at.table[0].value.columns[0] == tr("reverse.col_steps")
+
+
+def _sdedit(at, t0: int):
+    at.slider(key="reverse_sdedit_t0").set_value(t0)
+    at.slider(key="reverse_sdedit_steps").set_value(3)
+    at.slider(key="reverse_sdedit_variations").set_value(2)
+    at.button(key="reverse_sdedit_run").click().run()
+    assert_clean(at)
+    return at.session_state["reverse_sdedit_result"]
+
+
+def test_sdedit_from_a_bundled_digit():
+    """A small t0 gives the digit back; a large one makes a new digit (Meng et al. 2022)."""
+    pytest.importorskip("diffusion_core.samples")
+    from diffusion_core.samples import load_sample_image
+    from diffusion_core.trajectory import rms_distance
+
+    at = run_page(PAGE, "en")
+    at.selectbox(key="reverse_sdedit_source").set_value("digit_3")
+    near = _sdedit(at, 100)
+    far = _sdedit(at, 1000)
+    original = load_sample_image("digit_3")
+    assert near.source == "digit_3" and near.noised.shape == near.result.shape == (2, 28, 28)
+    np.testing.assert_array_equal(near.original, original)
+    d_near = rms_distance(near.result[:, None], original[None]).mean()
+    d_far = rms_distance(far.result[:, None], original[None]).mean()
+    assert d_near < 0.5 * d_far, (d_near, d_far)
+
+
+def test_sdedit_from_the_upload_page():
+    digit = np.zeros((28, 28), np.uint8)
+    digit[6:22, 12:16] = 255  # a "1"
+    at = run_page(PAGE, "vi", sdedit_digit=digit, sdedit_source="upload")
+    assert at.selectbox(key="reverse_sdedit_source").value == "upload"
+    assert at.selectbox(key="reverse_sdedit_source").options[0] == TABLES["vi"]("reverse.sdedit_uploaded")
+    result = _sdedit(at, 200)
+    assert result.source == "upload" and np.array_equal(result.original, digit)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_missing_weights_give_a_translated_error(lang, tmp_path, monkeypatch):
+    import ui.model
+
+    monkeypatch.setattr(ui.model, "WEIGHTS_DIR", tmp_path)  # an empty folder
+    at = run_page(PAGE, lang)
+    assert not at.exception
+    assert at.error[0].value == TABLES[lang]("reverse.weights_error")
+    assert "denoiser" in at.code[0].value and not at.button  # nothing to press
+    (tmp_path / "denoiser.json").write_text("{not json")
+    at = run_page(PAGE, lang)
+    assert not at.exception and at.error[0].value == TABLES[lang]("reverse.weights_error")
+
+
+# ------------------------------------------------------------------ the real app in Chromium
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+COUNT_FRAMES = """() => {
+  window.__frames = []; window.__last = null;
+  const seen = () => {
+    const img = document.querySelector('.st-key-reverse_panel_x_t img');
+    if (img && img.src !== window.__last) { window.__last = img.src; window.__frames.push(performance.now()); }
+  };
+  new MutationObserver(seen).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['src']});
+}"""
+
+
+def set_slider(pg, label: str, *keys: str) -> None:
+    """Move a slider with the keyboard ("Home", "End", "ArrowRight", ...)."""
+    s = pg.locator('[data-testid="stSlider"]').filter(has_text=label).first.get_by_role("slider")
+    s.focus()
+    for key in keys:
+        s.press(key)
+    pg.wait_for_timeout(400)
+    wait_idle(pg)
+
+
+def wait_result(pg, timeout_ms: int = 120000) -> None:
+    pg.locator(".st-key-reverse_result img").wait_for(timeout=timeout_ms)
+    wait_idle(pg)
+
+
+def test_browser_two_sessions_play_at_once(browser, app_url):
+    """Two students, one in each language, press Play together on the default run (DDIM, 50 steps,
+    16 digits): each sees x_T at once, frames while the network runs, then the result; both runs
+    finish without error, taking turns on the network. Screenshots mid-run and at the end."""
+    contexts = [browser.new_context(viewport={"width": 1400, "height": 2300}) for _ in LANGS]
+    pages = [c.new_page() for c in contexts]
+    for pg, lang in zip(pages, LANGS):
+        open_page(pg, app_url, "Reverse_process", lang)
+        pg.evaluate(COUNT_FRAMES)
+    for pg, lang in zip(pages, LANGS):
+        pg.get_by_role("button", name=TABLES[lang]("reverse.play"), exact=True).click()
+    for pg, lang in zip(pages, LANGS):
+        pg.wait_for_function("() => window.__frames.length >= 3 || document.querySelector('.st-key-reverse_result img')",
+                             timeout=60000)
+        assert_no_exception(pg)
+        screenshot(pg, f"reverse_mid_{lang}")
+    for pg, lang in zip(pages, LANGS):
+        tr = TABLES[lang]
+        wait_result(pg)
+        assert_no_exception(pg)
+        frames = pg.evaluate("window.__frames.length")
+        assert frames >= 3, frames  # x_T, at least one frame drawn live, the final view
+        done_prefix = tr.table["reverse.status_done"].split("{seconds}")[0].format(n=50)
+        assert pg.get_by_text(done_prefix).count() == 1
+        assert pg.locator(".st-key-reverse_panel_x0_hat img").count() == 1
+        assert pg.locator('[data-testid="stSlider"]').filter(has_text=tr("reverse.timeline")).count() == 1
+        assert pg.get_by_role("button", name=tr("reverse.download_gif"), exact=True).count() == 1
+        screenshot(pg, f"reverse_end_{lang}")
+    for c in contexts:
+        c.close()
+
+
+def _server_cpu_seconds(port: str) -> float:
+    """utime + stime of the `streamlit run` process listening on ``port`` (found through /proc)."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            if b"streamlit" in b" ".join(cmd) and port.encode() in cmd:
+                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                return (int(fields[11]) + int(fields[12])) / 100  # clock ticks (USER_HZ = 100)
+        except OSError:
+            continue
+    pytest.skip("could not find the server process")
+
+
+def test_stop_in_the_browser_and_a_closed_tab_stops_computing(browser, app_url):
+    """Stop ends a long run at once; and (Streamlit issue 6166) a run whose tab closes does not compute on:
+    DDIM over all 1000 steps of 16 digits would take minutes, but the server's CPU use falls to near nothing."""
+    tr = TABLES["en"]
+    port = app_url.rsplit(":", 1)[1]
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    open_page(pg, app_url, "Reverse_process", "en")
+    set_slider(pg, tr("reverse.steps"), "End")  # 1000 steps
+    pg.evaluate(COUNT_FRAMES)
+    pg.get_by_role("button", name=tr("reverse.play"), exact=True).click()
+    pg.wait_for_function("() => window.__frames.length >= 3", timeout=60000)
+    pg.get_by_role("button", name=tr("reverse.stop"), exact=True).click()
+    stopped = pg.get_by_text(re.compile(r"Stopped after \d+ of 1000 steps"))
+    stopped.wait_for(timeout=30000)
+    wait_idle(pg)
+    text = stopped.inner_text()
+    pg.wait_for_timeout(1000)
+    assert stopped.inner_text() == text and int(re.search(r"after (\d+)", text).group(1)) < 1000
+
+    pg.get_by_role("button", name=tr("reverse.play"), exact=True).click()  # a new run, then the tab goes away
+    pg.evaluate(COUNT_FRAMES)
+    pg.wait_for_function("() => window.__frames.length >= 3", timeout=60000)
+    before = _server_cpu_seconds(port)
+    time.sleep(1.0)
+    busy = _server_cpu_seconds(port) - before
+    context.close()
+    time.sleep(2.0)  # "within a few seconds"
+    before = _server_cpu_seconds(port)
+    time.sleep(2.0)
+    idle = _server_cpu_seconds(port) - before
+    assert busy > 0.3, busy  # it was computing (at least a third of a core)
+    assert idle < 0.1 * 2.0, (busy, idle)  # and stopped: under a tenth of a core over 2 s

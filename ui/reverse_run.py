@@ -1,0 +1,351 @@
+"""The live player of the reverse-process page: its state machine and its recorded frames.
+
+No math here: the steps are ``diffusion_core.samplers.ReverseProcess``; this module decides when
+to take one, keeps what the page shows of it, and stops when asked.
+
+How it works in Streamlit: the run lives in ``st.session_state`` (a ``PlayerRun``), never in the
+script's local variables. The buttons only change its status (``PlayerRun.command``, from an
+``on_click`` callback, before the script body runs). At its end the page script takes steps while
+the status is "running" (``run_loop``), drawing as it goes. A click during that loop makes
+Streamlit stop the script at its next ``st`` call and run it again with the new status; because
+every step is stored in the session before anything is drawn, nothing is lost or computed twice.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from typing import Literal, get_args
+
+import numpy as np
+import torch
+
+from diffusion_core.images import make_grid, uint8_to_unit, unit_to_uint8
+from diffusion_core.samplers import DEFAULT_GUIDANCE, DdpmVariance, ReverseProcess, SampleStep, Sampler
+
+Status = Literal["idle", "running", "paused", "stopped", "done"]
+Command = Literal["play", "pause", "step", "stop", "reset"]
+COMMANDS: tuple[str, ...] = get_args(Command)
+LabelMode = Literal["cycle", "same", "any", "custom"]
+LABEL_MODES: tuple[str, ...] = get_args(LabelMode)
+ANY_DIGIT = -1  # the label of an unconditional sample (diffusion_core.unet.NULL_LABEL)
+
+MAX_SAMPLES = 16
+MAX_FRAMES = 100  # steps kept for the timeline: at most this many, evenly spread, first and last included
+EPS_RANGE = 3.0  # eps_hat ~ N(0, I) is shown on [-3, 3]; every other panel on the data range [-1, 1]
+STEP_CHOICES: tuple[int, ...] = (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000)
+PANELS: tuple[str, ...] = ("x_t", "eps_hat", "x0_hat", "mean", "noise")
+
+# Widget keys of the page's settings, read by the buttons' callbacks.
+KEY_N, KEY_MODE, KEY_DIGIT = "reverse_n", "reverse_label_mode", "reverse_digit"
+KEY_SAMPLER, KEY_VARIANCE, KEY_ETA = "reverse_sampler", "reverse_variance", "reverse_eta"
+KEY_STEPS, KEY_GUIDANCE = "reverse_steps", "reverse_guidance"
+DEFAULTS: dict[str, object] = {
+    KEY_N: 16, KEY_MODE: "cycle", KEY_DIGIT: 7, KEY_SAMPLER: "ddim", KEY_VARIANCE: "beta_tilde",
+    KEY_ETA: 0.0, KEY_STEPS: 50, KEY_GUIDANCE: DEFAULT_GUIDANCE,
+}
+STATE_KEY = "reverse_run"  # the PlayerRun in st.session_state
+
+
+def custom_label_key(i: int) -> str:
+    return f"reverse_label_{i}"
+
+
+def labels_for(mode: LabelMode, n: int, digit: int = 0, custom: list[int] | None = None) -> tuple[int, ...]:
+    """The label of each of the n samples: 0, 1, 2, ... ("cycle"), one digit for all ("same"),
+    no label ("any": unconditional), or the list ``custom`` (-1 = any digit)."""
+    if mode == "cycle":
+        return tuple(i % 10 for i in range(n))
+    if mode == "same":
+        return (digit,) * n
+    if mode == "any":
+        return (ANY_DIGIT,) * n
+    if mode == "custom":
+        custom = list(custom or [])
+        return tuple(custom[i] if i < len(custom) else i % 10 for i in range(n))
+    raise ValueError(f"unknown label mode {mode!r}; expected one of {LABEL_MODES}")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What a run generates, fixed when it starts."""
+
+    labels: tuple[int, ...]  # one per sample, 0-9 or -1 (any digit)
+    sampler: Sampler  # "ddpm" or "ddim"
+    steps: int  # number of reverse steps
+    eta: float  # DDIM's eta (Song et al. 2021, eq. 16)
+    guidance: float  # guidance scale s
+    variance: DdpmVariance  # DDPM's sigma^2: "beta" or "beta_tilde"
+    seed: int  # seed of the generator that draws x_T and every z
+    device: str  # where the network runs ("cpu", "cuda")
+
+    def start(self, model: torch.nn.Module, **kwargs: object) -> ReverseProcess:
+        """A new reverse process for these settings; x_T is drawn now from the seeded generator."""
+        generator = torch.Generator().manual_seed(self.seed)
+        return ReverseProcess(model, list(self.labels), sampler=self.sampler, steps=self.steps, eta=self.eta,
+                              guidance=self.guidance, variance=self.variance, generator=generator, **kwargs)
+
+
+def settings_from_state(state: Mapping[str, object], seed: int, device: str) -> RunSettings:
+    """The settings the page's widgets hold now (their defaults for widgets not drawn yet)."""
+    get = lambda key: state.get(key, DEFAULTS[key])  # noqa: E731
+    n = int(get(KEY_N))
+    custom = [int(state.get(custom_label_key(i), i % 10)) for i in range(n)]
+    labels = labels_for(get(KEY_MODE), n, int(get(KEY_DIGIT)), custom)
+    return RunSettings(labels=labels, sampler=get(KEY_SAMPLER), steps=int(get(KEY_STEPS)), eta=float(get(KEY_ETA)),
+                       guidance=float(get(KEY_GUIDANCE)), variance=get(KEY_VARIANCE), seed=seed, device=device)
+
+
+def to_uint8(x: torch.Tensor, value_range: float = 1.0) -> np.ndarray:
+    """[N, 1, H, W] values in [-value_range, value_range] -> uint8 [N, H, W] for display (clipped)."""
+    return unit_to_uint8(x[:, 0] / value_range)
+
+
+def grid(images: np.ndarray, ncols: int | None = None) -> np.ndarray:
+    """uint8 [N, H, W] -> one uint8 picture, tiles separated by white lines; ncols defaults to a square."""
+    n = images.shape[0]
+    ncols = ncols or math.ceil(math.sqrt(n))
+    return make_grid(torch.from_numpy(uint8_to_unit(images))[:, None], ncols=ncols)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One step as the page shows it: scalars, and every picture as uint8 [N, H, W]."""
+
+    index: int  # 0 for the first step
+    t: int
+    t_prev: int
+    alpha: float  # abar_t / abar_{t_prev}
+    beta: float
+    sigma: float
+    x_t: np.ndarray  # on [-1, 1]
+    eps_hat: np.ndarray  # on [-EPS_RANGE, EPS_RANGE]
+    x0_hat: np.ndarray  # on [-1, 1]
+    mean: np.ndarray  # on [-1, 1]
+    noise: np.ndarray  # sigma z, on [-1, 1] (grey = 0)
+
+    @classmethod
+    def from_step(cls, step: SampleStep) -> "Frame":
+        return cls(index=step.index, t=step.t, t_prev=step.t_prev, alpha=step.alpha, beta=step.beta,
+                   sigma=step.sigma, x_t=to_uint8(step.x_t), eps_hat=to_uint8(step.eps_hat, EPS_RANGE),
+                   x0_hat=to_uint8(step.x0_hat), mean=to_uint8(step.mean), noise=to_uint8(step.noise))
+
+    @property
+    def nbytes(self) -> int:
+        return sum(getattr(self, p).nbytes for p in PANELS)
+
+
+def record_every(steps: int, max_frames: int = MAX_FRAMES) -> int:
+    """Keep every k-th step so that at most about ``max_frames`` are kept (plus the last)."""
+    return max(1, math.ceil(steps / max_frames))
+
+
+@dataclass
+class PlayerRun:
+    """The state of the player, kept in st.session_state between script runs."""
+
+    status: Status = "idle"
+    settings: RunSettings | None = None
+    process: ReverseProcess | None = None  # the live stepper, while running or paused
+    timesteps: list[int] = field(default_factory=list)  # t of every step of the run
+    x_T: np.ndarray | None = None  # uint8 [N, H, W]: the start, shown before the first step
+    latest: Frame | None = None  # the last step taken
+    frames: list[Frame] = field(default_factory=list)  # the recorded steps (at most ~MAX_FRAMES)
+    sigmas: list[float] = field(default_factory=list)  # sigma of every step taken
+    final: np.ndarray | None = None  # uint8 [N, H, W]: x_0, once done
+    pending_step: bool = False  # "step" was pressed: take one step at the next script run
+    compute_seconds: float = 0.0  # time spent in steps (pauses not counted)
+    version: int = 0  # changes whenever something new is recorded
+
+    # ---------------------------------------------------------------- commands
+    def command(self, cmd: Command, settings: RunSettings) -> None:
+        """Apply a button: play, pause, step, stop or reset. ``settings`` are used when a new run starts."""
+        if cmd == "play":
+            if self.status == "paused":
+                self.status = "running"
+            elif self.status in ("idle", "stopped", "done"):
+                self._new(settings, "running")
+        elif cmd == "pause":
+            if self.status == "running":
+                self.status = "paused"
+        elif cmd == "step":
+            if self.status in ("idle", "stopped", "done"):
+                self._new(settings, "paused")
+            else:
+                self.status = "paused"
+            self.pending_step = True
+        elif cmd == "stop":
+            if self.status in ("running", "paused"):
+                self.status = "stopped"
+                self.process = None  # frees x and the generator; the frames stay for the timeline
+                self.pending_step = False
+        elif cmd == "reset":
+            self.__init__()  # type: ignore[misc]
+        else:
+            raise ValueError(f"unknown command {cmd!r}; expected one of {COMMANDS}")
+
+    def _new(self, settings: RunSettings, status: Status) -> None:
+        self.__init__()  # type: ignore[misc]
+        self.settings, self.status = settings, status
+
+    # ---------------------------------------------------------------- stepping
+    @property
+    def active(self) -> bool:
+        """A run is under way (running or paused): its settings cannot change."""
+        return self.status in ("running", "paused")
+
+    @property
+    def needs_start(self) -> bool:
+        return self.active and self.process is None
+
+    def start(self, model: torch.nn.Module) -> None:
+        """Create the reverse process (draws x_T) for a run that has none yet."""
+        assert self.settings is not None
+        self.process = self.settings.start(model)
+        self.timesteps = list(self.process.timesteps)
+        self.x_T = to_uint8(self.process.x)
+        self.version += 1
+
+    @property
+    def steps_done(self) -> int:
+        return len(self.sigmas)
+
+    @property
+    def total_steps(self) -> int:
+        return len(self.timesteps) if self.timesteps else (self.settings.steps if self.settings else 0)
+
+    def advance(self, lock: AbstractContextManager = nullcontext()) -> Frame:
+        """Take one step (the network call under ``lock``), record it, and finish the run after the last one."""
+        assert self.process is not None and self.active
+        with lock:
+            t0 = time.perf_counter()
+            step = self.process.step()
+            self.compute_seconds += time.perf_counter() - t0
+        frame = Frame.from_step(step)
+        self.latest = frame
+        self.sigmas.append(step.sigma)
+        every = record_every(len(self.timesteps))
+        last = step.t_prev == 0
+        if step.index % every == 0 or last:
+            self.frames.append(frame)
+        if last:
+            self.final = to_uint8(step.x_prev)
+            self.status, self.process = "done", None
+        self.version += 1
+        return frame
+
+    def take_pending_step(self, lock: AbstractContextManager = nullcontext()) -> Frame | None:
+        """The step asked for with the "step" button, if any."""
+        if not (self.pending_step and self.process is not None):
+            return None
+        self.pending_step = False
+        return self.advance(lock)
+
+    def timeline(self) -> list[Frame]:
+        """The steps the timeline slider scrubs through: the recorded ones, and the latest step if it
+        was not recorded (a run paused between two recorded steps)."""
+        if self.latest is not None and (not self.frames or self.frames[-1] is not self.latest):
+            return [*self.frames, self.latest]
+        return list(self.frames)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the recorded pictures."""
+        extra = sum(a.nbytes for a in (self.x_T, self.final) if a is not None)
+        return sum(f.nbytes for f in self.frames) + extra + (self.latest.nbytes if self.latest else 0)
+
+    def gif_frames(self, ncols: int = 8) -> list[np.ndarray]:
+        """x_t of every recorded step, then x_0 held for a while: the pictures of the animated GIF."""
+        pictures = [grid(f.x_t, ncols) for f in self.frames]
+        if self.final is not None:
+            pictures += [grid(self.final, ncols)] * 5
+        return pictures
+
+
+def session_connected() -> bool:
+    """False once this script's browser tab has gone (Streamlit issue 6166: a script keeps running
+    after its tab is closed); True outside a server (AppTest, plain Python)."""
+    from streamlit import runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx(suppress_warning=True)
+    if ctx is None or not runtime.exists():
+        return True
+    return runtime.get_instance().is_active_session(ctx.session_id) is not False
+
+
+RunEnd = Literal["done", "paused", "stopped", "idle", "disconnected"]
+
+
+def run_loop(
+    run: PlayerRun,
+    lock: AbstractContextManager,
+    on_step: Callable[[Frame], None],
+    *,
+    connected: Callable[[], bool] = session_connected,
+) -> RunEnd:
+    """Take steps while the run is "running". After each step ``on_step`` draws it (its ``st`` calls are
+    where a click interrupts the loop). Returns why it ended: "done"; "paused", "stopped" or "idle"
+    (the status was changed); or "disconnected" (the tab closed: the run is paused, nothing computes on)."""
+    while run.status == "running":
+        if not connected():
+            run.status = "paused"
+            return "disconnected"
+        frame = run.advance(lock)
+        on_step(frame)
+    return run.status  # type: ignore[return-value]
+
+
+class Disconnected(Exception):
+    """The browser tab went away during a computation."""
+
+
+def run_to_end(
+    process: ReverseProcess,
+    lock: AbstractContextManager,
+    on_step: Callable[[int, int], None],
+    *,
+    connected: Callable[[], bool] = session_connected,
+) -> tuple[torch.Tensor, float]:
+    """Run ``process`` to x_0, one locked network call at a time, calling ``on_step(done, total)`` after
+    each step (a progress bar: its ``st`` call lets a click interrupt). Returns x_0 and the seconds spent
+    in steps. Raises Disconnected if the tab closes."""
+    total, seconds = len(process.timesteps), 0.0
+    x0 = process.x
+    while not process.done:
+        if not connected():
+            raise Disconnected
+        with lock:
+            began = time.perf_counter()
+            x0 = process.step().x_prev
+            seconds += time.perf_counter() - began
+        on_step(process.position, total)
+    return x0, seconds
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """DDPM and DDIM from the same x_T, the same labels and the same number of steps."""
+
+    steps: int
+    settings: RunSettings  # labels, s, sigma^2 choice, eta, seed of both runs
+    ddpm: np.ndarray  # uint8 [N, H, W]
+    ddim: np.ndarray  # uint8 [N, H, W]
+    ddpm_seconds: float
+    ddim_seconds: float
+
+
+@dataclass(frozen=True)
+class SdeditResult:
+    """One SDEdit run: a digit noised to t0 several times, and each denoised from t0."""
+
+    source: str  # "digit_3", ... or "upload"
+    t0: int
+    steps: int
+    label: int  # the digit it is guided towards, or ANY_DIGIT
+    original: np.ndarray  # uint8 [H, W]
+    noised: np.ndarray  # uint8 [K, H, W]: x_{t0}
+    result: np.ndarray  # uint8 [K, H, W]: x_0

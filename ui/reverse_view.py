@@ -1,0 +1,182 @@
+"""What the player of the reverse-process page draws: five pictures of the current step, its formulas
+with their numbers, the status line and the chart. Layout and display only; the numbers come from
+diffusion_core (trajectory.step_coefficients, noise_level, rms_distance), the run from reverse_run.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+import numpy as np
+import streamlit as st
+
+from diffusion_core.images import encode_png
+from diffusion_core.samplers import timesteps
+from diffusion_core.schedules import Schedule
+from diffusion_core.trajectory import noise_level, rms_distance, step_coefficients
+from ui import charts
+from ui import reverse_run as rr
+from ui.i18n import Translator
+
+PANEL_SIDE = 256  # pixels: panels are enlarged (nearest neighbour) to about this size
+FRAME_INTERVAL = 1 / 12  # s between two pictures drawn during a run: at most 12 per second
+FORMULA_INTERVAL = 0.4  # s between two redraws of the formulas during a run (KaTeX is slower to draw than a picture)
+CHART_INTERVAL = 1.5  # s between two redraws of the chart during a run (Plotly is slower still)
+
+
+def fmt(v: float) -> str:
+    return f"{v:.4g}"
+
+
+def enlarged(image: np.ndarray, side: int = PANEL_SIDE) -> np.ndarray:
+    """Integer nearest-neighbour enlargement so that the longer side is about ``side`` pixels."""
+    factor = max(1, round(side / max(image.shape)))
+    return charts.enlarge(image, factor * min(image.shape))
+
+
+def show(target, image: np.ndarray, caption: str | None = None, side: int = PANEL_SIDE, live: bool = False,
+         width: str = "stretch") -> None:
+    """An enlarged uint8 picture, as PNG (Streamlit's default for arrays is JPEG: blurred pixels).
+
+    Live frames go inline as data: URLs rather than as numpy arrays: Streamlit keeps every picture a
+    script run sends as a media file until the run ends (a 1000-step run would hold thousands), and
+    deleting them then races with the browser still fetching the last ones."""
+    picture = enlarged(image, side)
+    if live:
+        picture = "data:image/png;base64," + base64.b64encode(encode_png(picture)).decode()
+    target.image(picture, caption=caption, output_format="PNG", width=width)
+
+
+def formula_latex(run: rr.PlayerRun, frame: rr.Frame, schedule: Schedule) -> str:
+    """The step's formulas, each followed by its numbers: Ho et al. (2020), eqs. 11 and 15, Song et al.
+    (2021), eqs. 12 and 16, Ho & Salimans (2022), eq. 6."""
+    s = run.settings
+    c = step_coefficients(schedule, frame.t, frame.t_prev, frame.sigma)
+    prev = r"t_\text{prev}"
+    lines = [
+        rf"t = {frame.t} \;\to\; {prev} = {frame.t_prev}:\quad \bar\alpha_t = {fmt(c.alpha_bar_t)},\ "
+        rf"\bar\alpha_{{{prev}}} = {fmt(c.alpha_bar_prev)},\ \alpha = \bar\alpha_t / \bar\alpha_{{{prev}}} = "
+        rf"{fmt(c.alpha)},\ \beta = 1 - \alpha = {fmt(c.beta)}",
+        (rf"\hat\epsilon = \epsilon_\theta(x_t, \varnothing) + s\,\big(\epsilon_\theta(x_t, y) - \epsilon_\theta(x_t, \varnothing)\big),"
+         rf"\quad s = {fmt(s.guidance)}" if any(label >= 0 for label in s.labels) else
+         r"\hat\epsilon = \epsilon_\theta(x_t, \varnothing)") + r"\qquad\text{(Ho \& Salimans 2022, eq. 6)}",
+        rf"\hat x_0 = \frac{{x_t - \sqrt{{1-\bar\alpha_t}}\,\hat\epsilon}}{{\sqrt{{\bar\alpha_t}}}} = "
+        rf"\frac{{x_t - {fmt(c.sqrt_one_minus_alpha_bar_t)}\,\hat\epsilon}}{{{fmt(c.sqrt_alpha_bar_t)}}}"
+        r"\qquad\text{(Ho et al. 2020, eq. 15)}",
+    ]
+    if s.sampler == "ddpm":
+        lines.append(rf"\mu_\theta(x_t, t) = \frac{{1}}{{\sqrt{{\alpha}}}}\Big(x_t - \frac{{\beta}}{{\sqrt{{1-\bar\alpha_t}}}}\,\hat\epsilon\Big)"
+                     rf" = {fmt(c.ddpm_coef_xt)}\,\big(x_t - {fmt(c.ddpm_coef_eps)}\,\hat\epsilon\big)"
+                     r"\qquad\text{(Ho et al. 2020, eq. 11)}")
+        var = (r"\sigma^2 = \beta" if s.variance == "beta" else
+               rf"\sigma^2 = \tilde\beta = \frac{{1-\bar\alpha_{{{prev}}}}}{{1-\bar\alpha_t}}\,\beta")
+        lines.append(rf"{var},\quad \sigma = {fmt(c.sigma)}\qquad\text{{(Ho et al. 2020, sec. 3.2)}}")
+    else:
+        lines.append(rf"\mu = \sqrt{{\bar\alpha_{{{prev}}}}}\,\hat x_0 + \sqrt{{1-\bar\alpha_{{{prev}}}-\sigma^2}}\,\hat\epsilon"
+                     rf" = {fmt(c.ddim_coef_x0)}\,\hat x_0 + {fmt(c.ddim_coef_eps)}\,\hat\epsilon"
+                     r"\qquad\text{(Song et al. 2021, eq. 12)}")
+        lines.append(rf"\sigma = \eta\sqrt{{\frac{{1-\bar\alpha_{{{prev}}}}}{{1-\bar\alpha_t}}}}"
+                     rf"\sqrt{{1-\frac{{\bar\alpha_t}}{{\bar\alpha_{{{prev}}}}}}} = {fmt(c.sigma)},\quad \eta = {fmt(s.eta)}"
+                     r"\qquad\text{(Song et al. 2021, eq. 16)}")
+    lines.append(rf"x_{{{prev}}} = \mu + \sigma z" + (r" = \mu\ \ (\sigma = 0)" if c.sigma == 0 else ""))
+    return r"\begin{aligned}" + r"\\[2pt]".join("&" + line for line in lines) + r"\end{aligned}"
+
+
+class PlayerView:
+    """The player's placeholders, drawn in order on the page; ``draw`` fills them for one step."""
+
+    def __init__(self, tr: Translator, run: rr.PlayerRun, schedule: Schedule):
+        self.tr, self.run, self.schedule = tr, run, schedule
+        self.status = st.empty()
+        self.panels = {}
+        for col, panel in zip(st.columns(5), rr.PANELS):
+            with col:
+                st.markdown(tr(f"reverse.panel_{panel}"))
+                self.panels[panel] = st.container(key=f"reverse_panel_{panel}").empty()
+        st.caption(tr("reverse.panel_ranges"))
+        with st.container(border=True):
+            self.formulas = st.empty()
+            st.caption(tr("reverse.strided_note"))
+            if run.status == "running":
+                st.caption(tr("reverse.live_note"))
+        self.chart, self.chart_note = st.empty(), st.empty()
+
+    def draw_status(self) -> None:
+        run, tr = self.run, self.tr
+        done, total = run.steps_done, run.total_steps
+        if run.status == "done":
+            text = tr("reverse.status_done", n=total, seconds=f"{run.compute_seconds:.1f}")
+        elif run.status == "stopped":
+            text = tr("reverse.status_stopped", i=done, n=total)
+        elif done == 0:
+            text = tr("reverse.status_start", n=total)
+        else:
+            key = "reverse.status_running" if run.status == "running" else "reverse.status_paused"
+            text = tr(key, i=done, n=total, t=run.latest.t_prev)
+        self.status.progress(done / max(total, 1), text=text)
+
+    def draw_frame(self, frame: rr.Frame | None, live: bool = False, formulas: bool = True) -> None:
+        """The five pictures of ``frame`` (only x_T before the first step) and, if asked, its formulas."""
+        if frame is None:
+            show(self.panels["x_t"], rr.grid(self.run.x_T), live=live)
+            for panel in rr.PANELS[1:]:
+                self.panels[panel].caption(self.tr("reverse.after_first_step"))
+            self.formulas.caption(self.tr("reverse.after_first_step"))
+            return
+        for panel in rr.PANELS:
+            show(self.panels[panel], rr.grid(getattr(frame, panel)), live=live)
+        if formulas:
+            self.formulas.latex(formula_latex(self.run, frame, self.schedule))
+
+    def draw_chart(self, marker: rr.Frame | None) -> None:
+        draw_chart(self.chart, self.chart_note, self.tr, self.run, self.schedule, marker)
+
+
+def draw_chart(chart_ph, note_ph, tr: Translator, run: rr.PlayerRun, schedule: Schedule, marker: rr.Frame | None,
+               steps: int | None = None) -> None:
+    """The noise level along the run's timesteps (before any run: along those of ``steps`` steps), the
+    noise added by the steps taken, and, once the run is done, the distance of each x0_hat from the result."""
+    ts = np.asarray(run.timesteps or timesteps(schedule.T, steps or 1))
+    sig = np.full(len(ts), np.nan)
+    sig[: len(run.sigmas)] = run.sigmas
+    curves = {tr("reverse.curve_noise"): noise_level(schedule, ts), tr("reverse.curve_sigma"): sig}
+    if run.final is not None and run.frames:
+        dist = np.full(len(ts), np.nan)
+        dist[[f.index for f in run.frames]] = rms_distance(np.stack([f.x0_hat for f in run.frames]), run.final)
+        curves[tr("reverse.curve_distance")] = dist
+    fig = charts.curves_figure(ts, curves, tr("reverse.chart_x"), tr("reverse.chart_y"),
+                               marker_x=marker.t if marker else None, marker_label=f"t = {marker.t}" if marker else None,
+                               title=tr("reverse.chart_title"), height=360)
+    fig.update_xaxes(autorange="reversed")
+    fig.update_layout(showlegend=True)  # also while only the noise level is known
+    # One key per drawing: during a run the chart is redrawn within one script run.
+    chart_ph.plotly_chart(fig, key=f"reverse_chart_{run.steps_done}")
+    note = "done" if run.final is not None else "running" if run.timesteps else "idle"
+    note_ph.caption(tr(f"reverse.chart_note_{note}"))
+
+
+def play_live(view: PlayerView, lock: AbstractContextManager,
+              connected: Callable[[], bool] = rr.session_connected) -> rr.RunEnd:
+    """Take the run's steps while it is "running", drawing as it goes. Drawing is throttled so that the
+    browser keeps up while the network runs at full speed: pictures at most every FRAME_INTERVAL, the
+    formulas and the chart less often. The status line is redrawn after every step: that ``st`` call is
+    where Streamlit stops the script when a button is clicked, so a click takes effect within one step."""
+    last = {"frame": time.monotonic(), "formulas": time.monotonic(), "chart": time.monotonic()}
+
+    def on_step(frame: rr.Frame) -> None:
+        view.draw_status()
+        now = time.monotonic()
+        if now - last["frame"] >= FRAME_INTERVAL or frame.index == 0:
+            formulas = now - last["formulas"] >= FORMULA_INTERVAL or frame.index == 0
+            view.draw_frame(frame, live=True, formulas=formulas)
+            last["frame"] = now
+            if formulas:
+                last["formulas"] = now
+        if now - last["chart"] >= CHART_INTERVAL:
+            view.draw_chart(frame)
+            last["chart"] = now
+
+    return rr.run_loop(view.run, lock, on_step, connected=connected)
