@@ -187,7 +187,7 @@ if t >= 1:
     q, f, sc, se, z = (tr(f"forward_chain.{k}") for k in ("quantity_col", "formula_col", "sample_col", "se_col", "z_col"))
     st.table({
         q: [tr("forward_chain.mean_row"), tr("forward_chain.var_row")],
-        f: [f"√ᾱ_t x₀ = {mean_t:.5g}", f"1 − ᾱ_t = {var_t:.5g}"],
+        f: [rf"$\sqrt{{\bar\alpha_t}}\,x_0$ = {mean_t:.5g}", rf"$1 - \bar\alpha_t$ = {var_t:.5g}"],
         sc: [f"{s.mean:.5g}", f"{s.variance:.5g}"],
         se: [f"{s.mean_se:.3g}", f"{s.variance_se:.3g}"],
         z: [f"{s.mean_z(mean_t):+.2f}", f"{s.variance_z(var_t):+.2f}"],

@@ -62,12 +62,12 @@ for col, (kind, s) in zip(cols, schedules.items()):
         st.latex(rf"x_{{{t}}} = {a:.4f}\,x_0 + {b:.4f}\,\varepsilon")
 
 st.subheader(tr("closed_form.numbers_title", t=t))
-rows = {
-    r"ᾱ_t": lambda s: s.alpha_bars[t],
-    r"√ᾱ_t": lambda s: s.sqrt_alpha_bars[t],
-    r"√(1 − ᾱ_t)": lambda s: s.sqrt_one_minus_alpha_bars[t],
-    r"SNR_t = ᾱ_t / (1 − ᾱ_t)": lambda s: s.snr[t],
-    r"log SNR_t": lambda s: s.log_snr[t],
+rows = {  # st.table cells are Markdown: the names are inline LaTeX
+    r"$\bar\alpha_t$": lambda s: s.alpha_bars[t],
+    r"$\sqrt{\bar\alpha_t}$": lambda s: s.sqrt_alpha_bars[t],
+    r"$\sqrt{1-\bar\alpha_t}$": lambda s: s.sqrt_one_minus_alpha_bars[t],
+    r"$\mathrm{SNR}_t = \bar\alpha_t/(1-\bar\alpha_t)$": lambda s: s.snr[t],
+    r"$\log \mathrm{SNR}_t$": lambda s: s.log_snr[t],
 }
 table = {tr("closed_form.quantity_col"): list(rows)}
 for kind, s in schedules.items():
@@ -94,11 +94,11 @@ st.table({tr(f"closed_form.{k}"): v for k, v in check.items()})
 st.subheader(tr("closed_form.curves_title"))
 ts = np.arange(T + 1)
 idx = np.union1d(charts.downsample_for_plot(ts), [t])
-curves = (  # (title key, Schedule attribute, y-axis symbol, whether t = 0 is left out)
-    ("abar_title", "alpha_bars", "ᾱ_t", False),
-    ("sqrt_abar_title", "sqrt_alpha_bars", "√ᾱ_t", False),
-    ("sqrt_one_minus_title", "sqrt_one_minus_alpha_bars", "√(1 − ᾱ_t)", False),
-    ("log_snr_title", "log_snr", "log SNR_t", True),  # +inf at t = 0
+curves = (  # (title key, Schedule attribute, y-axis symbol (plotly: plain text), whether t = 0 is left out)
+    ("abar_title", "alpha_bars", "ᾱₜ", False),
+    ("sqrt_abar_title", "sqrt_alpha_bars", "√ᾱₜ", False),
+    ("sqrt_one_minus_title", "sqrt_one_minus_alpha_bars", "√(1 − ᾱₜ)", False),
+    ("log_snr_title", "log_snr", "log SNRₜ", True),  # +inf at t = 0
 )
 for pair in (curves[:2], curves[2:]):
     for col, (title, attr, symbol, skip_t0) in zip(st.columns(2), pair):

@@ -168,7 +168,7 @@ with col_pixel:
     stats = sample_stats(draws)
     chart_slot.plotly_chart(charts.histogram_density_figure(
         draws, grid, normal_pdf(grid, mean, variance**0.5), tr("your_image.value_axis"), tr("your_image.density_axis"),
-        hist_name=tr("your_image.pixel_hist_name"), density_name="N(√ᾱ_t x₀, 1 − ᾱ_t)", bins=60,
+        hist_name=tr("your_image.pixel_hist_name"), density_name="N(√ᾱₜ x₀, 1 − ᾱₜ)", bins=60,
         hist_range=(-4.0, 4.0), height=320,
     ), key="your_image_hist_pixel")
     where = (tr("your_image.pixel_where", row=row, col=col) if loaded.grayscale
@@ -198,8 +198,8 @@ else:
     k2.metric(tr("your_image.corr_metric_empirical", t=t), f"{pixel_correlation(xt, x0):.4f}")
     never = tr("your_image.corr_never")
     half, tenth = first_t_below(curve, 0.5), first_t_below(curve, 0.1)
-    st.markdown(tr("your_image.corr_thresholds", t_half=never if half is None else f"t = {half}",
-                   t_tenth=never if tenth is None else f"t = {tenth}"))
+    st.markdown(tr("your_image.corr_thresholds", t_half=never if half is None else f"$t = {half}$",
+                   t_tenth=never if tenth is None else f"$t = {tenth}$"))
 
 # ------------------------------------------------------------------ to the denoiser
 st.header(tr("your_image.send_header"))
