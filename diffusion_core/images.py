@@ -90,10 +90,12 @@ def _to_pil(image: np.ndarray) -> Image.Image:
     return Image.fromarray(image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image)
 
 
-def encode_png(image: np.ndarray) -> bytes:
-    """A uint8 picture [H, W] or [H, W, 1 or 3] -> the bytes of a PNG file, in memory."""
+def encode_png(image: np.ndarray, *, compress_level: int = 6) -> bytes:
+    """A uint8 picture [H, W] or [H, W, 1 or 3] -> the bytes of a PNG file, in memory.
+    ``compress_level`` is zlib's, 0-9: 1 encodes about 3 times faster than the default 6 and, for
+    the nearest-neighbour enlarged frames of a live run, gives files about as small."""
     buffer = io.BytesIO()
-    _to_pil(image).save(buffer, format="PNG")
+    _to_pil(image).save(buffer, format="PNG", compress_level=compress_level)
     return buffer.getvalue()
 
 
