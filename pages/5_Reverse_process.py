@@ -114,12 +114,14 @@ for col, (cmd, on) in zip(st.columns(5), enabled.items()):
     col.button(tr(f"reverse.{cmd}"), key=f"reverse_{cmd}", icon=ICONS[cmd], on_click=_command, args=(cmd,),
                disabled=not on, type="primary" if cmd == "play" else "secondary", width="stretch")
 
-view: rv.PlayerView | None = None
 if run.settings is None:
-    st.info(tr("reverse.press_play"), icon=":material/play_circle:")
-    # The noise level the chosen settings go through, drawn before any run: the browser then loads
-    # Plotly now rather than when Play is pressed (seconds on a slow machine).
-    rv.draw_chart(st.empty(), st.empty(), tr, run, schedule, None, steps=chosen.steps)
+    # Before any run the player already shows the x_T that Play would start from (same seed, same
+    # draw) and the noise level of the chosen settings: nothing moves when Play is pressed, and the
+    # browser loads its picture and chart code now rather than then.
+    view = rv.PlayerView(tr, run, schedule, rr.to_uint8(chosen.start(shared.model).x), chosen.steps)
+    view.draw_status()
+    view.draw_frame(None)
+    view.draw_chart(None)
 else:
     s = run.settings
     st.caption(tr("reverse.run_summary", n=len(s.labels), sampler=tr(f"reverse.sampler_{s.sampler}"), steps=s.steps,
@@ -137,10 +139,10 @@ else:
         )
         shown = timeline[pos]
 
-    view = rv.PlayerView(tr, run, schedule)
+    view = rv.PlayerView(tr, run, schedule, run.x_T, run.total_steps)
     view.draw_status()
     view.draw_frame(shown, live=run.status == "running")
-    view.draw_chart(shown)
+    view.draw_chart(shown if run.status != "running" else None)  # not redrawn during a run: no marker then
 
     if run.status == "done" and run.final is not None:
         st.subheader(tr("reverse.result_title"))
@@ -260,6 +262,6 @@ else:
     st.markdown(tr("reverse.sdedit_why"))
 
 # ------------------------------------------------------------------ the run's steps, last: everything else is drawn
-if view is not None and run.status == "running":
-    if rv.play_live(view, run_shared.lock) == "done":
+if run.status == "running":
+    if rv.play_live(view, run_shared) == "done":
         st.rerun()  # the final view: result, timeline, distances in the chart, downloads

@@ -163,6 +163,17 @@ def test_fair_lock_serves_in_order():
     assert order == [0, 1, 2, 3]
 
 
+def test_live_runs_are_counted_even_when_streamlit_stops_the_script():
+    from ui.model import SharedDenoiser
+
+    shared = SharedDenoiser(model=None, lock=FairLock(), device=torch.device("cpu"))
+    with shared.live(), shared.live():
+        assert shared.live_runs == 2
+    with pytest.raises(RuntimeError), shared.live():  # a click raises out of the loop
+        raise RuntimeError("rerun")
+    assert shared.live_runs == 0
+
+
 def test_translations_match():
     """Same keys in both languages, and the same math: every $...$ of a string is identical in vi and en."""
     en = {k: v for k, v in load_table("en").items() if k.startswith("reverse.")}
@@ -193,7 +204,8 @@ def test_idle_page_in_each_language(lang):
     assert at.title[0].value == tr("reverse.title")
     assert [b.label for b in at.button][:5] == [tr(f"reverse.{c}") for c in rr.COMMANDS]
     assert at.button(key="reverse_pause").disabled and at.button(key="reverse_stop").disabled
-    assert at.info[0].value == tr("reverse.press_play")
+    assert at.get("progress")[0].proto.text == tr("reverse.status_ready", n=50)
+    assert len(at.get("image")) == 1  # x_T, the start Play would use
     assert at.radio(key=rr.KEY_SAMPLER).options == [tr("reverse.sampler_ddim"), tr("reverse.sampler_ddpm")]
 
 
@@ -239,7 +251,8 @@ def test_step_pause_stop_and_reset_in_the_page():
     assert_clean(at)
     assert run.status == "stopped" and run.steps_done == 2 and not at.button(key="reverse_play").disabled
     at.button(key="reverse_reset").click().run()
-    assert at.session_state[rr.STATE_KEY].status == "idle" and at.info[0].value == tr("reverse.press_play")
+    assert at.session_state[rr.STATE_KEY].status == "idle"
+    assert at.get("progress")[0].proto.text == tr("reverse.status_ready", n=5)
 
 
 def test_extreme_settings_work_and_are_explained():

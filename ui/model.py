@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import streamlit as st
@@ -54,11 +56,25 @@ class FairLock:
 
 @dataclass
 class SharedDenoiser:
-    """The model and the lock that serialises its calls (one per device)."""
+    """The model and the lock that serialises its calls (one per device), and how many live runs
+    are drawing at the moment (the players share the drawing budget: fewer frames each when many run)."""
 
     model: Denoiser
     lock: FairLock
     device: torch.device
+    live_runs: int = 0
+    _count_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @contextmanager
+    def live(self) -> Iterator[None]:
+        """Count a live run while the block runs (also when Streamlit stops it with an exception)."""
+        with self._count_lock:
+            self.live_runs += 1
+        try:
+            yield
+        finally:
+            with self._count_lock:
+                self.live_runs -= 1
 
 
 def torch_threads() -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 
 import numpy as np
 import streamlit as st
@@ -20,11 +19,11 @@ from diffusion_core.trajectory import noise_level, rms_distance, step_coefficien
 from ui import charts
 from ui import reverse_run as rr
 from ui.i18n import Translator
+from ui.model import SharedDenoiser
 
 PANEL_SIDE = 256  # pixels: panels are enlarged (nearest neighbour) to about this size
-FRAME_INTERVAL = 1 / 12  # s between two pictures drawn during a run: at most 12 per second
+FRAME_INTERVAL = 1 / 12  # s between two pictures drawn during a run: at most 12 per second (for one run alone)
 FORMULA_INTERVAL = 0.4  # s between two redraws of the formulas during a run (KaTeX is slower to draw than a picture)
-CHART_INTERVAL = 1.5  # s between two redraws of the chart during a run (Plotly is slower still)
 
 
 def fmt(v: float) -> str:
@@ -46,7 +45,7 @@ def show(target, image: np.ndarray, caption: str | None = None, side: int = PANE
     deleting them then races with the browser still fetching the last ones."""
     picture = enlarged(image, side)
     if live:
-        picture = "data:image/png;base64," + base64.b64encode(encode_png(picture)).decode()
+        picture = "data:image/png;base64," + base64.b64encode(encode_png(picture, compress_level=1)).decode()
     target.image(picture, caption=caption, output_format="PNG", width=width)
 
 
@@ -88,8 +87,9 @@ def formula_latex(run: rr.PlayerRun, frame: rr.Frame, schedule: Schedule) -> str
 class PlayerView:
     """The player's placeholders, drawn in order on the page; ``draw`` fills them for one step."""
 
-    def __init__(self, tr: Translator, run: rr.PlayerRun, schedule: Schedule):
-        self.tr, self.run, self.schedule = tr, run, schedule
+    def __init__(self, tr: Translator, run: rr.PlayerRun, schedule: Schedule, x_T: np.ndarray, steps: int):
+        """x_T: uint8 [N, H, W], the start (before any run: the one Play would start from); steps: the run's."""
+        self.tr, self.run, self.schedule, self.x_T, self.steps = tr, run, schedule, x_T, steps
         self.status = st.empty()
         self.panels = {}
         for col, panel in zip(st.columns(5), rr.PANELS):
@@ -106,8 +106,10 @@ class PlayerView:
 
     def draw_status(self) -> None:
         run, tr = self.run, self.tr
-        done, total = run.steps_done, run.total_steps
-        if run.status == "done":
+        done, total = run.steps_done, self.steps
+        if run.status == "idle":
+            text = tr("reverse.status_ready", n=total)
+        elif run.status == "done":
             text = tr("reverse.status_done", n=total, seconds=f"{run.compute_seconds:.1f}")
         elif run.status == "stopped":
             text = tr("reverse.status_stopped", i=done, n=total)
@@ -121,7 +123,7 @@ class PlayerView:
     def draw_frame(self, frame: rr.Frame | None, live: bool = False, formulas: bool = True) -> None:
         """The five pictures of ``frame`` (only x_T before the first step) and, if asked, its formulas."""
         if frame is None:
-            show(self.panels["x_t"], rr.grid(self.run.x_T), live=live)
+            show(self.panels["x_t"], rr.grid(self.x_T), live=live)
             for panel in rr.PANELS[1:]:
                 self.panels[panel].caption(self.tr("reverse.after_first_step"))
             self.formulas.caption(self.tr("reverse.after_first_step"))
@@ -132,14 +134,14 @@ class PlayerView:
             self.formulas.latex(formula_latex(self.run, frame, self.schedule))
 
     def draw_chart(self, marker: rr.Frame | None) -> None:
-        draw_chart(self.chart, self.chart_note, self.tr, self.run, self.schedule, marker)
+        draw_chart(self.chart, self.chart_note, self.tr, self.run, self.schedule, marker, self.steps)
 
 
 def draw_chart(chart_ph, note_ph, tr: Translator, run: rr.PlayerRun, schedule: Schedule, marker: rr.Frame | None,
                steps: int | None = None) -> None:
     """The noise level along the run's timesteps (before any run: along those of ``steps`` steps), the
     noise added by the steps taken, and, once the run is done, the distance of each x0_hat from the result."""
-    ts = np.asarray(run.timesteps or timesteps(schedule.T, steps or 1))
+    ts = np.asarray([*(run.timesteps or timesteps(schedule.T, steps or 1)), 0])  # ... down to x_0, noise 0
     sig = np.full(len(ts), np.nan)
     sig[: len(run.sigmas)] = run.sigmas
     curves = {tr("reverse.curve_noise"): noise_level(schedule, ts), tr("reverse.curve_sigma"): sig}
@@ -152,31 +154,30 @@ def draw_chart(chart_ph, note_ph, tr: Translator, run: rr.PlayerRun, schedule: S
                                title=tr("reverse.chart_title"), height=360)
     fig.update_xaxes(autorange="reversed")
     fig.update_layout(showlegend=True)  # also while only the noise level is known
-    # One key per drawing: during a run the chart is redrawn within one script run.
-    chart_ph.plotly_chart(fig, key=f"reverse_chart_{run.steps_done}")
+    chart_ph.plotly_chart(fig, key="reverse_chart")
     note = "done" if run.final is not None else "running" if run.timesteps else "idle"
     note_ph.caption(tr(f"reverse.chart_note_{note}"))
 
 
-def play_live(view: PlayerView, lock: AbstractContextManager,
+def play_live(view: PlayerView, shared: SharedDenoiser,
               connected: Callable[[], bool] = rr.session_connected) -> rr.RunEnd:
     """Take the run's steps while it is "running", drawing as it goes. Drawing is throttled so that the
-    browser keeps up while the network runs at full speed: pictures at most every FRAME_INTERVAL, the
-    formulas and the chart less often. The status line is redrawn after every step: that ``st`` call is
-    where Streamlit stops the script when a button is clicked, so a click takes effect within one step."""
-    last = {"frame": time.monotonic(), "formulas": time.monotonic(), "chart": time.monotonic()}
+    browser keeps up while the network runs at full speed: pictures at most every FRAME_INTERVAL (times
+    the number of runs drawing at once, which share the CPU), the formulas less often, and the chart not
+    at all (Plotly redraws a chart from scratch, a flash on a slow machine): it is drawn again, with the
+    distances, when the run pauses or ends. The status line is redrawn after every step: that ``st`` call is where Streamlit stops the script when a
+    button is clicked, so a click takes effect within one step."""
+    last = {"frame": time.monotonic(), "formulas": time.monotonic()}
 
     def on_step(frame: rr.Frame) -> None:
         view.draw_status()
         now = time.monotonic()
-        if now - last["frame"] >= FRAME_INTERVAL or frame.index == 0:
+        if now - last["frame"] >= FRAME_INTERVAL * max(1, shared.live_runs) or frame.index == 0:
             formulas = now - last["formulas"] >= FORMULA_INTERVAL or frame.index == 0
             view.draw_frame(frame, live=True, formulas=formulas)
             last["frame"] = now
             if formulas:
                 last["formulas"] = now
-        if now - last["chart"] >= CHART_INTERVAL:
-            view.draw_chart(frame)
-            last["chart"] = now
 
-    return rr.run_loop(view.run, lock, on_step, connected=connected)
+    with shared.live():
+        return rr.run_loop(view.run, shared.lock, on_step, connected=connected)
