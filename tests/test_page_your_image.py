@@ -244,6 +244,7 @@ def test_upload_in_the_browser(page, app_url, lang):
     alert = page.locator('[data-testid="stAlertContentError"]').filter(has_text=message[:40])
     alert.wait_for(timeout=30000)
     assert message in flat(alert.inner_text())
+    wait_idle(page)  # elements of the previous run stay on screen until the script ends
     assert page.locator('[data-testid="stImage"]').count() == 0  # the message instead of the picture
     assert_no_exception(page)
     screenshot(page, f"your_image_error_{lang}")
