@@ -365,20 +365,20 @@ def wait_result(pg, timeout_ms: int = 120000) -> None:
 def test_browser_two_sessions_play_at_once(browser, app_url):
     """Two students, one in each language, press Play together on the default run (DDIM, 50 steps,
     16 digits): each sees x_T at once, frames while the network runs, then the result; both runs
-    finish without error, taking turns on the network. Screenshots mid-run and at the end."""
+    finish without error, taking turns on the network. Screenshots mid-run (en) and at the end."""
     contexts = [browser.new_context(viewport={"width": 1400, "height": 2300}) for _ in LANGS]
-    pages = [c.new_page() for c in contexts]
-    for pg, lang in zip(pages, LANGS):
+    pages = dict(zip(LANGS, (c.new_page() for c in contexts)))
+    for lang, pg in pages.items():
         open_page(pg, app_url, "Reverse_process", lang)
         pg.evaluate(COUNT_FRAMES)
-    for pg, lang in zip(pages, LANGS):
+    for lang, pg in pages.items():
         pg.get_by_role("button", name=TABLES[lang]("reverse.play"), exact=True).click()
-    for pg, lang in zip(pages, LANGS):
+    for lang, pg in pages.items():
         pg.wait_for_function("() => window.__frames.length >= 3 || document.querySelector('.st-key-reverse_result img')",
                              timeout=60000)
         assert_no_exception(pg)
-        screenshot(pg, f"reverse_mid_{lang}")
-    for pg, lang in zip(pages, LANGS):
+    screenshot(pages["en"], "reverse_mid_en")
+    for lang, pg in pages.items():
         tr = TABLES[lang]
         wait_result(pg)
         assert_no_exception(pg)
@@ -409,25 +409,39 @@ def _server_cpu_seconds(port: str) -> float:
     pytest.skip("could not find the server process")
 
 
-def test_stop_in_the_browser_and_a_closed_tab_stops_computing(browser, app_url):
-    """Stop ends a long run at once; and (Streamlit issue 6166) a run whose tab closes does not compute on:
-    DDIM over all 1000 steps of 16 digits would take minutes, but the server's CPU use falls to near nothing."""
-    tr = TABLES["en"]
+def test_long_run_pause_play_stop_and_a_closed_tab(browser, app_url):
+    """On a long run (DDIM over all 1000 steps of 16 digits, minutes on a CPU): Pause holds it, Play goes
+    on from there, Stop ends it; and (Streamlit issue 6166) a run whose tab closes does not compute on:
+    the server's CPU use falls to near nothing. Screenshots: running and paused, in Vietnamese."""
+    tr = TABLES["vi"]
     port = app_url.rsplit(":", 1)[1]
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context = browser.new_context(viewport={"width": 1400, "height": 2300})
     pg = context.new_page()
-    open_page(pg, app_url, "Reverse_process", "en")
+    open_page(pg, app_url, "Reverse_process", "vi")
     set_slider(pg, tr("reverse.steps"), "End")  # 1000 steps
     pg.evaluate(COUNT_FRAMES)
     pg.get_by_role("button", name=tr("reverse.play"), exact=True).click()
     pg.wait_for_function("() => window.__frames.length >= 3", timeout=60000)
-    pg.get_by_role("button", name=tr("reverse.stop"), exact=True).click()
-    stopped = pg.get_by_text(re.compile(r"Stopped after \d+ of 1000 steps"))
-    stopped.wait_for(timeout=30000)
-    wait_idle(pg)
-    text = stopped.inner_text()
+    screenshot(pg, "reverse_mid_vi")
+
+    def status(pattern: str) -> int:
+        """Wait for the status line to match; the step it names."""
+        line = pg.get_by_text(re.compile(pattern))
+        line.wait_for(timeout=30000)
+        wait_idle(pg)
+        return int(re.search(r"(\d+) trên 1000", line.inner_text()).group(1))
+
+    pg.get_by_role("button", name=tr("reverse.pause"), exact=True).click()
+    paused_at = status(r"Tạm dừng sau bước \d+ trên 1000")
     pg.wait_for_timeout(1000)
-    assert stopped.inner_text() == text and int(re.search(r"after (\d+)", text).group(1)) < 1000
+    assert status(r"Tạm dừng sau bước \d+ trên 1000") == paused_at  # nothing computed while paused
+    screenshot(pg, "reverse_paused_vi")
+    pg.get_by_role("button", name=tr("reverse.play"), exact=True).click()
+    pg.wait_for_function(f"() => /xong bước ([0-9]+)/.test(document.body.innerText) && "
+                         f"+document.body.innerText.match(/xong bước ([0-9]+)/)[1] > {paused_at}", timeout=60000)
+    pg.get_by_role("button", name=tr("reverse.stop"), exact=True).click()
+    stopped_at = status(r"Đã dừng sau \d+ trên 1000 bước")
+    assert paused_at < stopped_at < 1000
 
     pg.get_by_role("button", name=tr("reverse.play"), exact=True).click()  # a new run, then the tab goes away
     pg.evaluate(COUNT_FRAMES)
