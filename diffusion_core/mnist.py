@@ -13,6 +13,8 @@ from typing import Literal
 
 import numpy as np
 
+from .images import uint8_to_unit
+
 Split = Literal["train", "test"]
 _FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -50,4 +52,4 @@ def load_mnist(root: str | Path, split: Split = "train") -> tuple[np.ndarray, np
 
 def to_model_range(images: np.ndarray) -> np.ndarray:
     """uint8 [N, 28, 28] -> float32 [N, 1, 28, 28] in [-1, 1]."""
-    return (images.astype(np.float32)[:, None] / 127.5) - 1.0
+    return uint8_to_unit(images)[:, None]
