@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from diffusion_core.samplers import DEFAULT_GUIDANCE
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
@@ -233,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{load:.1f} at the end; server threads as the app sets them (ui/model.py).\n")
     print("| measure | value | settings |\n| --- | --- | --- |")
     print(f"| time to first frame (click on Play to x_T shown) | {single['first']:.2f} s | "
-          f"DDIM-50, 16 digits, s = 2; median of {args.repeats} runs in one tab (the first, in a fresh tab: "
+          f"DDIM-50, 16 digits, s = {DEFAULT_GUIDANCE:g}; median of {args.repeats} runs in one tab (the first, in a fresh tab: "
           f"{single['cold']:.2f} s) |")
     print(f"| frames per second shown in the browser | {single['fps']:.1f} | same runs; the network alone: "
           f"{single['net']:.1f} steps/s; result after {single['total']:.1f} s |")

@@ -73,7 +73,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="which parts to run")
     p.add_argument("--quality-samplers", nargs="+", choices=("ddim", "ddpm"), default=["ddim", "ddpm"],
                    help="samplers of the quality part (DDPM over all T steps is the slow one)")
-    p.add_argument("--guidances", type=float, nargs="+", default=[0.0, 1.0, 2.0, 3.0, 5.0],
+    p.add_argument("--guidances", type=float, nargs="+", default=[0.0, 1.0, 1.5, 2.0, 3.0, 5.0],
                    help="guidance scales of the sweep")
     p.add_argument("--per-class", type=int, help="samples per digit (default 100; 1 with --quick)")
     p.add_argument("--ddpm-steps", type=int, help="DDPM steps (default: all T; 10 with --quick)")

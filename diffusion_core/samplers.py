@@ -22,7 +22,7 @@ from .unet import NULL_LABEL
 
 Sampler = Literal["ddpm", "ddim"]
 DdpmVariance = Literal["beta", "beta_tilde"]
-DEFAULT_GUIDANCE = 2.0  # guidance scale s of sample(); see pretrained/MODEL_CARD.md for the sweep
+DEFAULT_GUIDANCE = 1.5  # guidance scale s of sample(); see pretrained/MODEL_CARD.md for the sweep
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", required=True, help="folder with the four MNIST IDX .gz files")
     p.add_argument("--out", required=True, help="folder for checkpoints, the loss log and the final weights")
     p.add_argument("--steps", type=int, default=20000, help="optimiser steps in total")
-    p.add_argument("--batch", type=int, default=128, help="images per step")
+    p.add_argument("--batch", type=int, default=512, help="images per step")
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     p.add_argument("--warmup", type=int, default=500, help="steps of linear learning-rate warm-up")
     p.add_argument("--min-lr-ratio", type=float, default=0.05, help="final lr / peak lr of the cosine decay")

@@ -128,4 +128,9 @@ def load_denoiser(device: str | torch.device = "auto", directory: str | Path = P
 
     net, config = build_denoiser(directory)
     target = device if isinstance(device, torch.device) else resolve_device(device)
-    return Denoiser(net, config).to(target).eval()
+    model = Denoiser(net, config).to(target).eval()
+    if target.type == "cpu":
+        # oneDNN's convolutions skip a layout reorder per call with NHWC weights: 15-30 % faster
+        # here on 2 cores, same numbers to float rounding (bench/run.py measures it).
+        model = model.to(memory_format=torch.channels_last)
+    return model
