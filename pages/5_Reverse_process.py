@@ -51,9 +51,17 @@ if run.needs_start:
 run.take_pending_step(run_shared.lock)
 
 # ------------------------------------------------------------------ 1. settings
+# Their box is placed here but filled after the player (draw_settings, below): when Play is clicked, the
+# run's first frame then reaches the browser before the thirty-odd settings elements do. The widgets keep
+# their values in st.session_state, so the settings are known before the widgets are drawn.
 st.header(tr("reverse.settings_title"))
 locked = run.active  # a run under way keeps its settings
-with st.container(border=True):
+settings_box = st.container(border=True)
+chosen = rr.settings_from_state(st.session_state, current_seed(), str(device))
+
+
+def draw_settings() -> None:
+    """The settings widgets, their hints, and a note while a run holds them."""
     c1, c2, c3 = st.columns(3)
     with c1:
         n = st.slider(tr("reverse.n_samples"), 1, rr.MAX_SAMPLES, rr.DEFAULTS[rr.KEY_N], key=rr.KEY_N, disabled=locked)
@@ -81,7 +89,6 @@ with st.container(border=True):
             cols[i % 8].selectbox(tr("reverse.label_i", i=i + 1), [rr.ANY_DIGIT, *range(10)], index=i % 10 + 1,
                                   key=rr.custom_label_key(i), disabled=locked,
                                   format_func=lambda d: tr("reverse.any_digit") if d == rr.ANY_DIGIT else str(d))
-    chosen = rr.settings_from_state(st.session_state, current_seed(), str(device))
     hints = []
     if mode == "any":
         hints.append(tr("reverse.hint_any"))
@@ -157,6 +164,9 @@ else:
                            file_name="reverse_process.png", mime="image/png", key="reverse_download_png",
                            icon=":material/download:", on_click="ignore")
 
+
+with settings_box:
+    draw_settings()
 
 # ------------------------------------------------------------------ 3. DDPM against DDIM
 st.header(tr("reverse.compare_title"))
