@@ -133,19 +133,21 @@ def compute_seconds(pg) -> float:
 
 def single_runs(context, url: str, repeats: int) -> dict[str, float]:
     pg = open_page(context, url)
-    first, fps, net, total = [], [], [], []
+    first, step1, fps, net, total = [], [], [], [], []
     for i in range(repeats):
         total.append(play_and_wait(pg))
         frames = pg.evaluate("window.__frames")
         clicked = pg.evaluate("window.__clicked")
         live = [t for t, is_live in frames if is_live]
         first.append((live[0] - clicked) / 1000)
+        step1.append((live[1] - clicked) / 1000 if len(live) > 1 else float("nan"))
         fps.append((len(live) - 1) / ((live[-1] - live[0]) / 1000) if len(live) > 1 else float("nan"))
         net.append(50 / compute_seconds(pg))
         log(f"  run {i + 1}: first frame {first[-1]:.2f} s, {fps[-1]:.1f} frames/s over {len(live)} frames, "
             f"network {net[-1]:.1f} steps/s, result after {total[-1]:.1f} s")
     pg.close()
-    return {"first": statistics.median(first), "cold": first[0], "fps": statistics.median(fps),
+    return {"first": statistics.median(first), "cold": first[0], "step1": statistics.median(step1),
+            "fps": statistics.median(fps),
             "net": statistics.median(net), "total": statistics.median(total)}
 
 
@@ -231,12 +233,15 @@ def main(argv: list[str] | None = None) -> None:
 
     load = os.getloadavg()[0]
     p95 = float(np.percentile(together, 95))
-    print(f"### Page 5, the reverse process, in the browser\n\n{describe_hardware()}; load average "
-          f"{load:.1f} at the end; server threads as the app sets them (ui/model.py).\n")
+    from ui.model import torch_threads
+    print(f"### Page 5, the reverse process, in the browser\n\n{describe_hardware().split(',')[0]}, "
+          f"{os.cpu_count()} cores; the server runs the network on {torch_threads()} PyTorch thread(s) "
+          f"(ui/model.py); load average {load:.1f} at the end.\n")
     print("| measure | value | settings |\n| --- | --- | --- |")
     print(f"| time to first frame (click on Play to x_T shown) | {single['first']:.2f} s | "
           f"DDIM-50, 16 digits, s = {DEFAULT_GUIDANCE:g}; median of {args.repeats} runs in one tab (the first, in a fresh tab: "
           f"{single['cold']:.2f} s) |")
+    print(f"| time to the first step's picture (click on Play to x_(t-1) shown) | {single['step1']:.2f} s | same runs |")
     print(f"| frames per second shown in the browser | {single['fps']:.1f} | same runs; the network alone: "
           f"{single['net']:.1f} steps/s; result after {single['total']:.1f} s |")
     print(f"| {args.sessions} sessions at once: time to result, p95 | {p95:.1f} s | DDIM-50, 16 digits each "
