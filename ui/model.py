@@ -102,10 +102,23 @@ def configure_threads() -> None:
         _threads_set = True
 
 
+WARM_UP_BATCH = 32  # the page's default run: 16 digits, guided, so two passes batched as one
+
+
+def warm_up(model: Denoiser, batch: int = WARM_UP_BATCH) -> None:
+    """One network call on zeros, so that the first Play does not pay for building the convolution
+    kernels of that batch size (oneDNN builds them at the first call of each shape)."""
+    param = next(model.parameters())
+    with torch.inference_mode():
+        model(torch.zeros(batch, 1, 28, 28, device=param.device), torch.full((batch,), model.config.T // 2,
+              device=param.device), torch.full((batch,), -1, device=param.device))
+
+
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _load(device: str, directory: str) -> SharedDenoiser:
     configure_threads()
     model = load_denoiser(torch.device(device), directory)
+    warm_up(model)
     return SharedDenoiser(model=model, lock=FairLock(), device=torch.device(device))
 
 
