@@ -108,10 +108,12 @@ WARM_UP_BATCH = 32  # the page's default run: 16 digits, guided, so two passes b
 def warm_up(model: Denoiser, batch: int = WARM_UP_BATCH) -> None:
     """One network call on zeros, so that the first Play does not pay for building the convolution
     kernels of that batch size (oneDNN builds them at the first call of each shape)."""
-    param = next(model.parameters())
+    device = next(model.parameters()).device
+    x_t = torch.zeros(batch, 1, 28, 28, device=device)
+    t = torch.full((batch,), model.config.T // 2, device=device)
+    no_label = torch.full((batch,), -1, device=device)
     with torch.inference_mode():
-        model(torch.zeros(batch, 1, 28, 28, device=param.device), torch.full((batch,), model.config.T // 2,
-              device=param.device), torch.full((batch,), -1, device=param.device))
+        model(x_t, t, no_label)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
