@@ -54,6 +54,43 @@ def _check_pair(t: int, t_prev: int, schedule: Schedule) -> None:
         raise ValueError(f"need 0 <= t_prev < t <= {schedule.T}, got t = {t}, t_prev = {t_prev}")
 
 
+@dataclass(frozen=True)
+class StepCoefficients:
+    """The numbers in the formulas of one step x_t -> x_{t_prev} (t_prev = 0 on the last step): the
+    steps below compute with them, and the reverse-process page prints them."""
+
+    t: int  # current timestep
+    t_prev: int  # timestep the step reaches
+    alpha_bar_t: float  # abar_t
+    alpha_bar_prev: float  # abar_{t_prev}
+    sqrt_alpha_bar_t: float  # sqrt(abar_t): divides in x0_hat (Ho et al. 2020, eq. 15)
+    sqrt_one_minus_alpha_bar_t: float  # sqrt(1 - abar_t): std of the noise in x_t (eq. 4)
+    alpha: float  # abar_t / abar_{t_prev}: alpha_t for a single step
+    beta: float  # 1 - alpha: beta_t for a single step
+    sigma: float  # std of the noise the step adds
+    ddpm_coef_xt: float  # 1 / sqrt(alpha), in front of x_t in eq. 11
+    ddpm_coef_eps: float  # beta / sqrt(1 - abar_t), in front of eps_hat inside the bracket of eq. 11
+    ddim_coef_x0: float  # sqrt(abar_{t_prev}), in front of x0_hat in Song et al. (2021), eq. 12
+    ddim_coef_eps: float  # sqrt(1 - abar_{t_prev} - sigma^2), in front of eps_hat in eq. 12
+
+
+def step_coefficients(schedule: Schedule, t: int, t_prev: int, sigma: float) -> StepCoefficients:
+    """The coefficients of Ho et al. (2020), eqs. 11 and 15, and Song et al. (2021), eq. 12, for the
+    step t -> t_prev, with alpha = abar_t / abar_{t_prev} (sec. 4.2 of Song et al. for strided
+    steps); ``sigma`` is the one the step uses (``SampleStep.sigma``)."""
+    _check_pair(t, t_prev, schedule)
+    abar_t, abar_prev = float(schedule.alpha_bars[t]), float(schedule.alpha_bars[t_prev])
+    alpha = abar_t / abar_prev
+    beta = 1 - alpha
+    return StepCoefficients(
+        t=t, t_prev=t_prev, alpha_bar_t=abar_t, alpha_bar_prev=abar_prev,
+        sqrt_alpha_bar_t=math.sqrt(abar_t), sqrt_one_minus_alpha_bar_t=math.sqrt(1 - abar_t),
+        alpha=alpha, beta=beta, sigma=sigma,
+        ddpm_coef_xt=1 / math.sqrt(alpha), ddpm_coef_eps=beta / math.sqrt(1 - abar_t),
+        ddim_coef_x0=math.sqrt(abar_prev), ddim_coef_eps=math.sqrt(max(1 - abar_prev - sigma**2, 0.0)),
+    )
+
+
 def _x0_and_eps(x_t: Tensor, eps_hat: Tensor, alpha_bar_t: float, clip: bool) -> tuple[Tensor, Tensor]:
     x0_hat = predict_x0_from_eps(x_t, eps_hat, alpha_bar_t)
     if not clip:
@@ -72,23 +109,26 @@ def ddpm_step(
     No noise is added on the last step (t_prev = 0), as in algorithm 2."""
     _check_pair(t, t_prev, schedule)
     abar_t, abar_prev = float(schedule.alpha_bars[t]), float(schedule.alpha_bars[t_prev])
-    alpha = abar_t / abar_prev
-    beta = 1 - alpha
+    sigma = 0.0 if t_prev == 0 else ddpm_sigma(abar_t, abar_prev, variance)
+    c = step_coefficients(schedule, t, t_prev, sigma)
     x0_hat, eps = _x0_and_eps(x_t, eps_hat, abar_t, clip)
-    mean = (x_t - beta / math.sqrt(1 - abar_t) * eps) / math.sqrt(alpha)
-    if t_prev == 0:
-        sigma = 0.0
-    elif variance == "beta":
-        sigma = math.sqrt(beta)
-    elif variance == "beta_tilde":
-        sigma = math.sqrt((1 - abar_prev) / (1 - abar_t) * beta)
-    else:
-        raise ValueError(f"unknown DDPM variance {variance!r}; expected 'beta' or 'beta_tilde'")
+    mean = (x_t - c.ddpm_coef_eps * eps) / math.sqrt(c.alpha)  # = ddpm_coef_xt (...), as the page prints it
     added = sigma * noise if (sigma > 0 and noise is not None) else torch.zeros_like(x_t)
     if sigma > 0 and noise is None:
         raise ValueError("ddpm_step needs noise when sigma > 0")
     return StepOutput(x_prev=mean + added, x0_hat=x0_hat, eps=eps, mean=mean, noise=added,
-                      sigma=sigma, alpha=alpha, beta=beta)
+                      sigma=sigma, alpha=c.alpha, beta=c.beta)
+
+
+def ddpm_sigma(alpha_bar_t: float, alpha_bar_prev: float, variance: DdpmVariance) -> float:
+    """sigma with sigma^2 = beta or beta~ = (1 - abar_{t_prev}) / (1 - abar_t) beta, beta = 1 - abar_t / abar_{t_prev}
+    (Ho et al. 2020, sec. 3.2)."""
+    beta = 1 - alpha_bar_t / alpha_bar_prev
+    if variance == "beta":
+        return math.sqrt(beta)
+    if variance == "beta_tilde":
+        return math.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta)
+    raise ValueError(f"unknown DDPM variance {variance!r}; expected 'beta' or 'beta_tilde'")
 
 
 def ddim_sigma(alpha_bar_t: float, alpha_bar_prev: float, eta: float) -> float:
@@ -107,15 +147,15 @@ def ddim_step(
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must lie in [0, 1], got {eta}")
     abar_t, abar_prev = float(schedule.alpha_bars[t]), float(schedule.alpha_bars[t_prev])
-    alpha = abar_t / abar_prev
-    x0_hat, eps = _x0_and_eps(x_t, eps_hat, abar_t, clip)
     sigma = ddim_sigma(abar_t, abar_prev, eta)
-    mean = math.sqrt(abar_prev) * x0_hat + math.sqrt(max(1 - abar_prev - sigma**2, 0.0)) * eps
+    c = step_coefficients(schedule, t, t_prev, sigma)
+    x0_hat, eps = _x0_and_eps(x_t, eps_hat, abar_t, clip)
+    mean = c.ddim_coef_x0 * x0_hat + c.ddim_coef_eps * eps
     if sigma > 0 and noise is None:
         raise ValueError("ddim_step needs noise when eta > 0")
     added = sigma * noise if sigma > 0 else torch.zeros_like(x_t)
     return StepOutput(x_prev=mean + added, x0_hat=x0_hat, eps=eps, mean=mean, noise=added,
-                      sigma=sigma, alpha=alpha, beta=1 - alpha)
+                      sigma=sigma, alpha=c.alpha, beta=c.beta)
 
 
 def timesteps(T: int, steps: int, t_start: int | None = None) -> list[int]:

@@ -11,9 +11,9 @@ import torch
 from torch import nn
 
 from diffusion_core.forward import q_sample
-from diffusion_core.samplers import ReverseProcess, ddim_step, ddpm_step, generate, sample
+from diffusion_core.samplers import ReverseProcess, ddim_step, ddpm_step, generate, sample, step_coefficients
 from diffusion_core.schedules import make_schedule
-from diffusion_core.trajectory import noise_level, rms_distance, sdedit_start, step_coefficients
+from diffusion_core.trajectory import noise_level, rms_distance, sdedit_start
 
 COSINE = make_schedule("cosine", 1000)
 

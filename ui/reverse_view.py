@@ -1,6 +1,6 @@
 """What the player of the reverse-process page draws: five pictures of the current step, its formulas
 with their numbers, the status line and the chart. Layout and display only; the numbers come from
-diffusion_core (trajectory.step_coefficients, noise_level, rms_distance), the run from reverse_run.
+diffusion_core (samplers.step_coefficients, trajectory.noise_level and rms_distance), the run from reverse_run.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import numpy as np
 import streamlit as st
 
 from diffusion_core.images import encode_png
-from diffusion_core.samplers import timesteps
+from diffusion_core.samplers import step_coefficients, timesteps
 from diffusion_core.schedules import Schedule
-from diffusion_core.trajectory import noise_level, rms_distance, step_coefficients
+from diffusion_core.trajectory import noise_level, rms_distance
 from ui import charts
 from ui import reverse_run as rr
 from ui.i18n import Translator
