@@ -230,13 +230,12 @@ def main(argv: list[str] | None = None) -> None:
         server.wait(timeout=20)
 
     from diffusion_core.devices import describe_hardware
+    from ui.model import torch_threads
 
     load = os.getloadavg()[0]
     p95 = float(np.percentile(together, 95))
-    from ui.model import torch_threads
-    print(f"### Page 5, the reverse process, in the browser\n\n{describe_hardware().split(',')[0]}, "
-          f"{os.cpu_count()} cores; the server runs the network on {torch_threads()} PyTorch thread(s) "
-          f"(ui/model.py); load average {load:.1f} at the end.\n")
+    print(f"### Page 5, the reverse process, in the browser\n\n{describe_hardware(threads=torch_threads())} "
+          f"(the server's threads, ui/model.py); load average {load:.1f} at the end.\n")
     print("| measure | value | settings |\n| --- | --- | --- |")
     print(f"| time to first frame (click on Play to x_T shown) | {single['first']:.2f} s | "
           f"DDIM-50, 16 digits, s = {DEFAULT_GUIDANCE:g}; median of {args.repeats} runs in one tab (the first, in a fresh tab: "

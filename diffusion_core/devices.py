@@ -29,8 +29,9 @@ def resolve_device(choice: str = "auto") -> torch.device:
     raise ValueError(f"unknown device {choice!r}; expected 'auto', 'cpu' or 'cuda'")
 
 
-def describe_hardware(device: torch.device | str = "cpu") -> str:
-    """The machine in words for benchmark reports: CPU model, cores, PyTorch threads (and the GPU)."""
+def describe_hardware(device: torch.device | str = "cpu", threads: int | None = None) -> str:
+    """The machine in words for benchmark reports: CPU model, cores, PyTorch threads (this process's,
+    or ``threads`` when the work runs elsewhere, e.g. in the app's server) and the GPU."""
     name = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -39,7 +40,8 @@ def describe_hardware(device: torch.device | str = "cpu") -> str:
                 break
     except OSError:
         pass
-    text = f"CPU {name}, {os.cpu_count()} cores, {torch.get_num_threads()} PyTorch thread(s), torch {torch.__version__}"
+    threads = threads or torch.get_num_threads()
+    text = f"CPU {name}, {os.cpu_count()} cores, {threads} PyTorch thread(s), torch {torch.__version__}"
     if torch.device(device).type == "cuda":
         text += f", GPU {torch.cuda.get_device_name(torch.device(device))}"
     return text
