@@ -121,8 +121,8 @@ def ddpm_step(
 
 
 def ddpm_sigma(alpha_bar_t: float, alpha_bar_prev: float, variance: DdpmVariance) -> float:
-    """sigma with sigma^2 = beta or beta~ = (1 - abar_{t_prev}) / (1 - abar_t) beta, beta = 1 - abar_t / abar_{t_prev}
-    (Ho et al. 2020, sec. 3.2)."""
+    """sigma with sigma^2 = beta or beta~ = (1 - abar_{t_prev}) / (1 - abar_t) beta, where
+    beta = 1 - abar_t / abar_{t_prev} (Ho et al. 2020, sec. 3.2)."""
     beta = 1 - alpha_bar_t / alpha_bar_prev
     if variance == "beta":
         return math.sqrt(beta)
