@@ -55,12 +55,14 @@ def save_denoiser(model: nn.Module, config: DenoiserConfig, directory: str | Pat
 
 
 def read_config(path: Path) -> DenoiserConfig:
-    """Parse the JSON config, with an error that names the file."""
+    """Parse the JSON config and check its schedule, with an error that names the file."""
     try:
-        return DenoiserConfig.from_dict(json.loads(path.read_text()))
+        config = DenoiserConfig.from_dict(json.loads(path.read_text()))
+        config.make_schedule()
+        return config
     except FileNotFoundError:
         raise WeightsError(f"denoiser config not found: {path}") from None
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise WeightsError(f"denoiser config {path} is invalid: {e}") from None
 
 
@@ -101,7 +103,10 @@ def build_denoiser(directory: str | Path = PRETRAINED_DIR) -> tuple[UNet, Denois
     config = read_config(directory / CONFIG_NAME)
     weights_path = directory / WEIGHTS_NAME
     state = load_state(weights_path)
-    model = UNet(config.unet)
+    try:
+        model = UNet(config.unet)
+    except (ValueError, TypeError, RuntimeError) as e:  # e.g. three widths, or groups that do not divide them
+        raise WeightsError(f"denoiser config {directory / CONFIG_NAME} is invalid: {e}") from None
     load_matching_state(model, state, weights_path, directory / CONFIG_NAME)
     return model.eval(), config
 
