@@ -83,8 +83,10 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
         e.lerp_(p, 1 - decay)
 
 
-def save_checkpoint(out: Path, step: int, model, ema, opt, generator, args) -> None:
-    """Model, EMA, AdamW moments and the data/noise generator, written atomically."""
+def save_checkpoint(out: Path, step: int, model, ema, opt, generator, args, seconds: float = 0.0,
+                    running_loss: float | None = None) -> None:
+    """Model, EMA, AdamW moments and the data/noise generator, written atomically; beside them, in JSON,
+    the step, the arguments, the training time so far and the smoothed loss (so a resumed log goes on)."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tensors |= {f"ema.{k}": v.detach().cpu().contiguous() for k, v in ema.state_dict().items()}
     for i, p in enumerate(model.parameters()):
@@ -97,11 +99,27 @@ def save_checkpoint(out: Path, step: int, model, ema, opt, generator, args) -> N
     tmp = out / (CHECKPOINT + ".tmp")
     save_file(tensors, str(tmp))
     tmp.replace(out / CHECKPOINT)
-    state = {"step": step, "args": {k: v for k, v in vars(args).items() if k not in ("resume", "quiet")}}
+    state = {"step": step, "seconds": seconds, "running_loss": running_loss,
+             "args": {k: v for k, v in vars(args).items() if k not in ("resume", "quiet")}}
     (out / CHECKPOINT_STATE).write_text(json.dumps(state, indent=2) + "\n")
 
 
-def load_checkpoint(out: Path, model, ema, opt, generator, device) -> int:
+# Arguments a resumed run may change: where things are and how it runs, not what it computes.
+RESUMABLE_CHANGES = frozenset({"data", "out", "device", "threads", "checkpoint_minutes", "export"})
+
+
+def check_resumed_args(saved: dict, args: argparse.Namespace) -> None:
+    """Refuse to resume a checkpoint with arguments that would change the run (other widths, batch, ...)."""
+    changed = {k: (v, getattr(args, k, None)) for k, v in saved.items()
+               if k not in RESUMABLE_CHANGES and getattr(args, k, None) != v}
+    if changed:
+        details = ", ".join(f"--{k.replace('_', '-')} was {old!r}, now {new!r}" for k, (old, new) in changed.items())
+        raise SystemExit(f"cannot resume {args.out}: {details}; resume with the checkpoint's arguments "
+                         f"(in {Path(args.out) / CHECKPOINT_STATE}) or start in another --out folder")
+
+
+def load_checkpoint(out: Path, model, ema, opt, generator, device) -> dict:
+    """Restore the tensors of ``save_checkpoint``; returns its JSON state (step, args, seconds, running_loss)."""
     tensors = load_file(str(out / CHECKPOINT))
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
@@ -113,7 +131,16 @@ def load_checkpoint(out: Path, model, ema, opt, generator, device) -> int:
                 "step": tensors[f"opt.{i}.step"].reshape(()).clone(),
             }
     generator.set_state(tensors["rng"])
-    return json.loads((out / CHECKPOINT_STATE).read_text())["step"]
+    return json.loads((out / CHECKPOINT_STATE).read_text())
+
+
+def keep_loss_log(path: Path, step: int) -> None:
+    """Start the loss log afresh (step 0), or keep only its rows up to ``step``, those of the checkpoint a
+    run resumes from: rows written after it, before the run stopped, are written again as it goes on."""
+    header = "step,loss,lr,seconds\n"
+    rows = path.read_text().splitlines()[1:] if step > 0 and path.is_file() else []
+    kept = [r for r in rows if r.split(",", 1)[0].isdigit() and int(r.split(",", 1)[0]) <= step]
+    path.write_text(header + "".join(r + "\n" for r in kept))
 
 
 def train(args: argparse.Namespace) -> Path:
@@ -139,17 +166,18 @@ def train(args: argparse.Namespace) -> Path:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     generator = torch.Generator(device="cpu").manual_seed(args.seed)  # data, t, noise, label drop
 
-    step = 0
+    step, seconds_before, running_loss = 0, 0.0, None
     if args.resume and (out / CHECKPOINT).exists():
-        step = load_checkpoint(out, model, ema, opt, generator, device)
+        check_resumed_args(json.loads((out / CHECKPOINT_STATE).read_text())["args"], args)
+        state = load_checkpoint(out, model, ema, opt, generator, device)
+        step, seconds_before, running_loss = state["step"], state.get("seconds", 0.0), state.get("running_loss")
         print(f"resumed from {out / CHECKPOINT} at step {step}")
-    elif not args.resume:
-        (out / LOSS_LOG).write_text("step,loss,lr,seconds\n")
+    keep_loss_log(out / LOSS_LOG, step)
 
     log = (out / LOSS_LOG).open("a")
     bar = tqdm(total=args.steps, initial=step, disable=args.quiet, smoothing=0.05)
-    last_checkpoint = time.monotonic()
-    running_loss, started = None, time.monotonic()
+    last_checkpoint = started = time.monotonic()
+    elapsed = lambda: seconds_before + time.monotonic() - started  # noqa: E731  training time, over resumes
     model.train()
     while step < args.steps:
         idx = torch.randint(0, len(data), (args.batch,), generator=generator)
@@ -177,10 +205,10 @@ def train(args: argparse.Namespace) -> Path:
         bar.update(1)
         bar.set_postfix(loss=f"{running_loss:.4f}", lr=f"{lr:.2e}")
         if step % 50 == 0 or step == args.steps:
-            log.write(f"{step},{running_loss:.5f},{lr:.3e},{time.monotonic() - started:.1f}\n")
+            log.write(f"{step},{running_loss:.5f},{lr:.3e},{elapsed():.1f}\n")
             log.flush()
         if time.monotonic() - last_checkpoint > 60 * args.checkpoint_minutes or step == args.steps:
-            save_checkpoint(out, step, model, ema, opt, generator, args)
+            save_checkpoint(out, step, model, ema, opt, generator, args, elapsed(), running_loss)
             last_checkpoint = time.monotonic()
     bar.close()
     log.close()
