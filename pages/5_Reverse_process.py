@@ -13,8 +13,9 @@ from diffusion_core.trajectory import sdedit_start
 from diffusion_core.weights import WeightsError
 from ui import reverse_run as rr
 from ui import reverse_view as rv
-from ui.model import shared_denoiser
+from ui.model import SharedDenoiser, shared_denoiser
 from ui.reverse_view import fmt, show
+from ui.script_run import in_fragment_run
 
 tr = sidebar("reverse")
 
@@ -37,7 +38,6 @@ except WeightsError as e:
     st.stop()
 schedule = shared.model.schedule
 T = schedule.T
-run: rr.PlayerRun = st.session_state.setdefault(rr.STATE_KEY, rr.PlayerRun())
 
 
 def _command(cmd: str) -> None:
@@ -45,22 +45,7 @@ def _command(cmd: str) -> None:
     st.session_state[rr.STATE_KEY].command(cmd, settings)
 
 
-run_shared = shared_denoiser(torch.device(run.settings.device)) if run.settings else shared
-if run.needs_start:
-    run.start(run_shared.model)  # draws x_T: the first frame, before any network call
-run.take_pending_step(run_shared.lock)
-
-# ------------------------------------------------------------------ 1. settings
-# Their box is placed here but filled after the player (draw_settings, below): when Play is clicked, the
-# run's first frame then reaches the browser before the thirty-odd settings elements do. The widgets keep
-# their values in st.session_state, so the settings are known before the widgets are drawn.
-st.header(tr("reverse.settings_title"))
-locked = run.active  # a run under way keeps its settings
-settings_box = st.container(border=True)
-chosen = rr.settings_from_state(st.session_state, current_seed(), str(device))
-
-
-def draw_settings() -> None:
+def draw_settings(chosen: rr.RunSettings, locked: bool) -> None:
     """The settings widgets, their hints, and a note while a run holds them."""
     c1, c2, c3 = st.columns(3)
     with c1:
@@ -110,63 +95,96 @@ def draw_settings() -> None:
         st.info(tr("reverse.hint_locked"), icon=":material/lock:")
 
 
-# ------------------------------------------------------------------ 2. the player
-# The buttons only change the run's status (their callbacks run before this script); the steps are
-# taken at the very end of the script, after everything else is drawn (rv.play_live). A click during
-# a run makes Streamlit stop the script at its next st call and run it again with the new status.
-st.header(tr("reverse.player_title"))
-enabled = {"play": run.status != "running", "pause": run.status == "running", "step": True,
-           "stop": run.active, "reset": run.status != "idle"}
-for col, (cmd, on) in zip(st.columns(5), enabled.items()):
-    col.button(tr(f"reverse.{cmd}"), key=f"reverse_{cmd}", icon=ICONS[cmd], on_click=_command, args=(cmd,),
-               disabled=not on, type="primary" if cmd == "play" else "secondary", width="stretch")
-
-if run.settings is None:
-    # Before any run the player already shows the x_T that Play would start from (same seed, same
-    # draw) and the noise level of the chosen settings: nothing moves when Play is pressed, and the
-    # browser loads its picture and chart code now rather than then.
-    view = rv.PlayerView(tr, run, schedule, rr.to_uint8(chosen.start(shared.model).x), chosen.steps)
-    view.draw_status()
-    view.draw_frame(None)
-    view.draw_chart(None)
-else:
-    s = run.settings
-    st.caption(tr("reverse.run_summary", n=len(s.labels), sampler=tr(f"reverse.sampler_{s.sampler}"), steps=s.steps,
-                  s=fmt(s.guidance), seed=s.seed, device=s.device.upper()))
-    timeline = run.timeline()
-    shown = timeline[-1] if timeline else None
-    if timeline and run.status != "running":
-        if st.session_state.get("_reverse_timeline_version") != run.version:  # a new step: show it
-            st.session_state["reverse_timeline"] = len(timeline) - 1
-            st.session_state["_reverse_timeline_version"] = run.version
-        pos = st.select_slider(
-            tr("reverse.timeline"), range(len(timeline)), key="reverse_timeline",
-            format_func=lambda i: tr("reverse.timeline_step", i=timeline[i].index + 1, t=timeline[i].t),
-            help=tr("reverse.timeline_help", k=len(timeline), n=run.total_steps),
-        )
-        shown = timeline[pos]
-
-    view = rv.PlayerView(tr, run, schedule, run.x_T, run.total_steps)
-    view.draw_status()
-    view.draw_frame(shown, live=run.status == "running")
-    view.draw_chart(shown if run.status != "running" else None)  # not redrawn during a run: no marker then
-
-    if run.status == "done" and run.final is not None:
-        st.subheader(tr("reverse.result_title"))
-        show(st.container(key="reverse_result"), rr.grid(run.final, RESULT_COLS), side=4 * 30 * RESULT_COLS,
-             width="content")
-        d1, d2 = st.columns(2)
-        final, gif_frames = run.final, run.gif_frames
-        d1.download_button(tr("reverse.download_gif"), data=lambda: encode_gif(gif_frames(RESULT_COLS), frame_ms=120),
-                           file_name="reverse_process.gif", mime="image/gif", key="reverse_download_gif",
-                           icon=":material/movie:", on_click="ignore")
-        d2.download_button(tr("reverse.download_png"), data=lambda: encode_png(rv.enlarged(rr.grid(final, RESULT_COLS), 1024)),
-                           file_name="reverse_process.png", mime="image/png", key="reverse_download_png",
-                           icon=":material/download:", on_click="ignore")
+# ------------------------------------------------------------------ 1. settings and 2. the player
+# One fragment: a click on Play, Pause, Step, Stop, Reset, a setting or the timeline reruns only it, so the
+# browser redraws these two sections and not the whole page with its formulas (the first frame comes sooner).
+# The steps of a run are taken inside it when it runs alone; when the whole page runs (a click elsewhere
+# during a run), the fragment returns its view and the steps are taken at the end of the script, after
+# every other section is drawn.
+st.header(tr("reverse.settings_title"))
 
 
-with settings_box:
-    draw_settings()
+@st.fragment
+def settings_and_player() -> tuple[rv.PlayerView, SharedDenoiser] | None:
+    """Draw both sections; returns the view and the model of a run the page must go on with, if any."""
+    run: rr.PlayerRun = st.session_state.setdefault(rr.STATE_KEY, rr.PlayerRun())
+    run_shared = shared_denoiser(torch.device(run.settings.device)) if run.settings else shared
+    if run.needs_start:
+        run.start(run_shared.model)  # draws x_T: the first frame, before any network call
+    run.take_pending_step(run_shared.lock)
+
+    # The settings box is placed first but filled after the player: when Play is clicked, the run's first
+    # frame then reaches the browser before the thirty-odd settings elements do. The widgets keep their
+    # values in st.session_state, so the settings are known before the widgets are drawn.
+    settings_box = st.container(border=True)
+    chosen = rr.settings_from_state(st.session_state, current_seed(), str(device))
+
+    # The buttons only change the run's status (their callbacks run before this function); the steps are
+    # taken after everything else is drawn (rv.play_live).
+    st.header(tr("reverse.player_title"))
+    enabled = {"play": run.status != "running", "pause": run.status == "running", "step": True,
+               "stop": run.active, "reset": run.status != "idle"}
+    for col, (cmd, on) in zip(st.columns(5), enabled.items()):
+        col.button(tr(f"reverse.{cmd}"), key=f"reverse_{cmd}", icon=ICONS[cmd], on_click=_command, args=(cmd,),
+                   disabled=not on, type="primary" if cmd == "play" else "secondary", width="stretch")
+
+    if run.settings is None:
+        # Before any run the player already shows the x_T that Play would start from (same seed, same
+        # draw) and the noise level of the chosen settings: nothing moves when Play is pressed, and the
+        # browser loads its picture and chart code now rather than then.
+        view = rv.PlayerView(tr, run, schedule, rr.to_uint8(chosen.start(shared.model).x), chosen.steps)
+        view.draw_status()
+        view.draw_frame(None)
+        view.draw_chart(None)
+    else:
+        s = run.settings
+        st.caption(tr("reverse.run_summary", n=len(s.labels), sampler=tr(f"reverse.sampler_{s.sampler}"), steps=s.steps,
+                      s=fmt(s.guidance), seed=s.seed, device=s.device.upper()))
+        timeline = run.timeline()
+        shown = timeline[-1] if timeline else None
+        if timeline and run.status != "running":
+            if st.session_state.get("_reverse_timeline_version") != run.version:  # a new step: show it
+                st.session_state["reverse_timeline"] = len(timeline) - 1
+                st.session_state["_reverse_timeline_version"] = run.version
+            pos = st.select_slider(
+                tr("reverse.timeline"), range(len(timeline)), key="reverse_timeline",
+                format_func=lambda i: tr("reverse.timeline_step", i=timeline[i].index + 1, t=timeline[i].t),
+                help=tr("reverse.timeline_help", k=len(timeline), n=run.total_steps),
+            )
+            shown = timeline[pos]
+
+        view = rv.PlayerView(tr, run, schedule, run.x_T, run.total_steps)
+        view.draw_status()
+        view.draw_frame(shown, live=run.status == "running")
+        view.draw_chart(shown if run.status != "running" else None)  # not redrawn during a run: no marker then
+
+        if run.status == "done" and run.final is not None:
+            st.subheader(tr("reverse.result_title"))
+            show(st.container(key="reverse_result"), rr.grid(run.final, RESULT_COLS), side=4 * 30 * RESULT_COLS,
+                 width="content")
+            d1, d2 = st.columns(2)
+            final, gif_frames = run.final, run.gif_frames
+            d1.download_button(tr("reverse.download_gif"), data=lambda: encode_gif(gif_frames(RESULT_COLS), frame_ms=120),
+                               file_name="reverse_process.gif", mime="image/gif", key="reverse_download_gif",
+                               icon=":material/movie:", on_click="ignore")
+            d2.download_button(tr("reverse.download_png"), data=lambda: encode_png(rv.enlarged(rr.grid(final, RESULT_COLS), 1024)),
+                               file_name="reverse_process.png", mime="image/png", key="reverse_download_png",
+                               icon=":material/download:", on_click="ignore")
+
+    with settings_box:
+        draw_settings(chosen, locked=run.active)  # a run under way keeps its settings
+
+    if run.status != "running":
+        return None
+    if not in_fragment_run():
+        return view, run_shared
+    if rv.play_live(view, run_shared) == "done":
+        st.rerun(scope="fragment")  # the final view: result, timeline, distances in the chart, downloads
+    return None
+
+
+live = settings_and_player()
+chosen = rr.settings_from_state(st.session_state, current_seed(), str(device))
 
 # ------------------------------------------------------------------ 3. DDPM against DDIM
 st.header(tr("reverse.compare_title"))
@@ -272,6 +290,5 @@ else:
     st.markdown(tr("reverse.sdedit_why"))
 
 # ------------------------------------------------------------------ the run's steps, last: everything else is drawn
-if run.status == "running":
-    if rv.play_live(view, run_shared) == "done":
-        st.rerun()  # the final view: result, timeline, distances in the chart, downloads
+if live is not None and rv.play_live(*live) == "done":
+    st.rerun()  # the final view: result, timeline, distances in the chart, downloads

@@ -110,6 +110,36 @@ def test_a_closed_tab_pauses_the_run():
     assert run.status == "paused" and run.steps_done == 2
 
 
+def test_a_click_waiting_ends_the_loop_and_leaves_the_run_to_it():
+    """A click inside the player's fragment is queued by Streamlit until the script run ends: the loop
+    returns after the step in progress, still "running", and the click's own rerun applies it."""
+    run = rr.PlayerRun()
+    run.command("play", settings(steps=50))
+    run.start(LinearEps())
+    answers = iter([False, False, True])
+    assert rr.run_loop(run, FairLock(), lambda f: None, connected=lambda: True,
+                       waiting=lambda: next(answers)) == "interrupted"
+    assert run.status == "running" and run.steps_done == 2
+
+
+def test_rerun_waiting_reads_streamlits_request_queue():
+    """ui.script_run.rerun_waiting against Streamlit's own ScriptRequests: a click inside a fragment is
+    waiting (and, unlike a click elsewhere, would not stop the script run by itself)."""
+    from streamlit.runtime.scriptrunner_utils.script_requests import RerunData, ScriptRequests
+
+    from ui.script_run import in_fragment_run, rerun_waiting
+
+    requests = ScriptRequests()
+    assert not rerun_waiting(requests)
+    assert requests.request_rerun(RerunData(fragment_id="player"))
+    assert rerun_waiting(requests)
+    assert requests.on_scriptrunner_yield() is None  # Streamlit itself does not stop the run for it
+    assert rerun_waiting(requests)
+    requests.request_stop()
+    assert not rerun_waiting(requests)
+    assert not rerun_waiting() and not in_fragment_run()  # no script run here: nothing waiting, no fragment
+
+
 def test_a_finished_run_matches_generate_and_keeps_bounded_frames():
     """DDPM over all 1000 steps: at most MAX_FRAMES (+ the last) pictures kept, first and last included."""
     from diffusion_core.samplers import generate
@@ -226,8 +256,9 @@ def test_play_runs_to_the_end(lang):
     assert not at.slider(key=rr.KEY_N).disabled  # a finished run frees the settings
 
 
-def test_timeline_scrubs_without_recomputing():
-    at = small(run_page(PAGE, "en"), n=2, steps=5)
+@pytest.mark.parametrize("lang", LANGS)
+def test_timeline_scrubs_without_recomputing(lang):
+    at = small(run_page(PAGE, lang), n=2, steps=5)
     at.button(key="reverse_play").click().run()
     run = at.session_state[rr.STATE_KEY]
     seconds, version = run.compute_seconds, run.version
@@ -238,9 +269,10 @@ def test_timeline_scrubs_without_recomputing():
     assert (run.compute_seconds, run.version, run.process) == (seconds, version, None)
 
 
-def test_step_pause_stop_and_reset_in_the_page():
-    tr = TABLES["vi"]
-    at = small(run_page(PAGE, "vi"), n=2, steps=5)
+@pytest.mark.parametrize("lang", LANGS)
+def test_step_pause_stop_and_reset_in_the_page(lang):
+    tr = TABLES[lang]
+    at = small(run_page(PAGE, lang), n=2, steps=5)
     at.button(key="reverse_step").click().run()
     run = at.session_state[rr.STATE_KEY]
     assert run.status == "paused" and run.steps_done == 1
@@ -253,6 +285,48 @@ def test_step_pause_stop_and_reset_in_the_page():
     at.button(key="reverse_reset").click().run()
     assert at.session_state[rr.STATE_KEY].status == "idle"
     assert at.get("progress")[0].proto.text == tr("reverse.status_ready", n=5)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_stop_during_a_run_takes_no_further_step(lang):
+    """A click on Stop while the run is going: its callback runs before the script, so the run ends
+    where it was. (AppTest runs a script to its end, so the run is put in the state it has between two
+    steps of a live run: one step taken, status "running".)"""
+    tr = TABLES[lang]
+    at = small(run_page(PAGE, lang), n=2, steps=50)
+    at.button(key="reverse_step").click().run()
+    run = at.session_state[rr.STATE_KEY]
+    run.status = "running"
+    at.button(key="reverse_stop").click().run()
+    assert_clean(at)
+    assert run.status == "stopped" and run.steps_done == 1 and run.process is None
+    assert at.get("progress")[0].proto.text == tr("reverse.status_stopped", i=1, n=50)
+    assert not at.button(key="reverse_play").disabled and not at.slider(key=rr.KEY_N).disabled
+
+
+def test_formulas_of_a_step_name_their_sources_in_each_language():
+    """The last DDPM step with sigma^2 = beta adds no noise (Ho et al. 2020, algorithm 2): the page says
+    sigma = 0 there, not sigma^2 = beta; every line names its source in the student's language."""
+    from ui.reverse_view import formula_latex
+
+    model = LinearEps()
+    run = rr.PlayerRun()
+    run.command("play", settings(sampler="ddpm", variance="beta", steps=2))
+    run.start(model)
+    first, last = run.advance(), run.advance()
+    for lang in LANGS:
+        tr = TABLES[lang]
+        middle, end = (formula_latex(tr, run, f, model.schedule) for f in (first, last))
+        assert r"\sigma^2 = \beta" in middle and tr("reverse.cite_ddpm_variance") in middle
+        assert r"\sigma^2" not in end.split(r"\operatorname{clip}")[1] and tr("reverse.cite_last_step") in end
+        for key in ("guidance", "x0", "clip", "ddpm_mean"):
+            assert tr(f"reverse.cite_{key}").replace("&", r"\&") in middle
+        assert "&" + r"\text" not in middle and " & " not in middle  # every "&" but the alignment ones escaped
+    ddim = rr.PlayerRun()
+    ddim.command("play", settings(steps=2, eta=0.5))
+    ddim.start(model)
+    latex = formula_latex(TABLES["vi"], ddim, ddim.advance(), model.schedule)
+    assert "Song và cộng sự 2021, phương trình 12" in latex and "phương trình 16" in latex
 
 
 def test_extreme_settings_work_and_are_explained():
@@ -347,14 +421,20 @@ COUNT_FRAMES = """() => {
 }"""
 
 
-def set_slider(pg, label: str, *keys: str) -> None:
-    """Move a slider with the keyboard ("Home", "End", "ArrowRight", ...)."""
+def set_slider(pg, label: str, *keys: str, value: str) -> None:
+    """Move a slider with the keyboard ("Home", "End", "ArrowRight", ...; the first key "Home" or "End")
+    until it shows ``value``. Shortly after a page has loaded, Chromium can drop a key press on a slider
+    that Streamlit is still mounting (seen with and without the fragment): then the keys are pressed again."""
     s = pg.locator('[data-testid="stSlider"]').filter(has_text=label).first.get_by_role("slider")
-    s.focus()
-    for key in keys:
-        s.press(key)
-    pg.wait_for_timeout(400)
-    wait_idle(pg)
+    for _ in range(3):
+        s.focus()
+        for key in keys:
+            s.press(key)
+        pg.wait_for_timeout(400)
+        wait_idle(pg)
+        if s.get_attribute("aria-valuetext") == value:
+            return
+    raise AssertionError(f"slider {label!r} shows {s.get_attribute('aria-valuetext')!r}, not {value!r}")
 
 
 def wait_result(pg, timeout_ms: int = 120000) -> None:
@@ -418,7 +498,7 @@ def test_long_run_pause_play_stop_and_a_closed_tab(browser, app_url):
     context = browser.new_context(viewport={"width": 1400, "height": 2300})
     pg = context.new_page()
     open_page(pg, app_url, "Reverse_process", "vi")
-    set_slider(pg, tr("reverse.steps"), "End")  # 1000 steps
+    set_slider(pg, tr("reverse.steps"), "End", value="1000")
     pg.evaluate(COUNT_FRAMES)
     pg.get_by_role("button", name=tr("reverse.play"), exact=True).click()
     pg.wait_for_function("() => window.__frames.length >= 3", timeout=60000)
@@ -456,3 +536,78 @@ def test_long_run_pause_play_stop_and_a_closed_tab(browser, app_url):
     idle = _server_cpu_seconds(port) - before
     assert busy > 0.3, busy  # it was computing (at least a third of a core)
     assert idle < 0.1 * 2.0, (busy, idle)  # and stopped: under a tenth of a core over 2 s
+
+
+def record_runs(pg) -> list[list[str]]:
+    """Record the script runs the server starts for ``pg`` (attach before opening the page): for each,
+    the fragments it reruns, as its new_session message says ([] for a run of the whole page)."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    runs: list[list[str]] = []
+
+    def on_frame(payload) -> None:
+        if isinstance(payload, bytes):
+            msg = ForwardMsg.FromString(payload)
+            if msg.WhichOneof("type") == "new_session":
+                runs.append(list(msg.metadata.run.fragment_ids))
+
+    pg.on("websocket", lambda ws: ws.on("framereceived", on_frame))
+    return runs
+
+
+def status_step(pg, pattern: str) -> int:
+    """Wait for the status line to match ``pattern`` (English); the step it names."""
+    line = pg.get_by_text(re.compile(pattern))
+    line.wait_for(timeout=30000)
+    return int(re.search(r"step (\d+) of", line.inner_text()).group(1))
+
+
+def test_browser_player_clicks_rerun_only_the_player(browser, app_url):
+    """Play, the timeline and Reset rerun only the player's fragment (settings and player), not the whole
+    page with its formulas: the browser has less to redraw before the first frame. A click outside the
+    fragment (the comparison) still reruns the page, and the player's result stays."""
+    tr = TABLES["en"]
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    runs = record_runs(pg)
+    open_page(pg, app_url, "Reverse_process", "en")
+    assert runs and runs[-1] == []  # opening the page runs all of it
+    set_slider(pg, tr("reverse.steps"), "Home", "ArrowRight", "ArrowRight", "ArrowRight", value="10")
+    start = len(runs)
+    pg.get_by_role("button", name=tr("reverse.play"), exact=True).click()
+    wait_result(pg)
+    set_slider(pg, tr("reverse.timeline"), "Home", value=tr("reverse.timeline_step", i=1, t=1000))  # back to the start
+    after_play = runs[start:]
+    assert after_play and all(after_play), after_play  # every run since: the fragment alone
+    start = len(runs)
+    pg.get_by_role("button", name=tr("reverse.compare_run"), exact=True).click()
+    pg.locator('[data-testid="stTable"]').wait_for(timeout=60000)
+    wait_idle(pg)
+    assert [] in runs[start:], runs[start:]  # the comparison ran the page
+    assert pg.locator(".st-key-reverse_result img").count() == 1  # and the player's result is still there
+    assert_no_exception(pg)
+    context.close()
+
+
+def test_browser_a_click_outside_the_player_during_a_run(browser, app_url):
+    """During a long run, a click outside the player (the comparison) reruns the whole page: the comparison
+    is computed, the run goes on at the end of the page, and Pause, inside the player, still stops it."""
+    tr = TABLES["en"]
+    context = browser.new_context(viewport={"width": 1400, "height": 1400})
+    pg = context.new_page()
+    open_page(pg, app_url, "Reverse_process", "en")
+    set_slider(pg, tr("reverse.steps"), "End", value="1000")
+    set_slider(pg, tr("reverse.compare_steps"), "Home", "ArrowRight", "ArrowRight", value="5")
+    pg.get_by_role("button", name=tr("reverse.play"), exact=True).click()
+    before = status_step(pg, r"Running: step \d+ of 1000")
+    pg.get_by_role("button", name=tr("reverse.compare_run"), exact=True).click()
+    pg.locator('[data-testid="stTable"]').wait_for(timeout=60000)
+    pg.wait_for_function(f"() => +(document.body.innerText.match(/Running: step ([0-9]+) of 1000/) || [0, 0])[1] > {before}",
+                         timeout=30000)  # the run went on after the comparison
+    pg.get_by_role("button", name=tr("reverse.pause"), exact=True).click()
+    paused_at = status_step(pg, r"Paused after step \d+ of 1000")
+    wait_idle(pg)
+    pg.wait_for_timeout(1000)
+    assert status_step(pg, r"Paused after step \d+ of 1000") == paused_at < 1000
+    assert_no_exception(pg)
+    context.close()

@@ -5,10 +5,13 @@ to take one, keeps what the page shows of it, and stops when asked.
 
 How it works in Streamlit: the run lives in ``st.session_state`` (a ``PlayerRun``), never in the
 script's local variables. The buttons only change its status (``PlayerRun.command``, from an
-``on_click`` callback, before the script body runs). At its end the page script takes steps while
-the status is "running" (``run_loop``), drawing as it goes. A click during that loop makes
-Streamlit stop the script at its next ``st`` call and run it again with the new status; because
-every step is stored in the session before anything is drawn, nothing is lost or computed twice.
+``on_click`` callback, before the script body runs). The page takes steps while the status is
+"running" (``run_loop``), drawing as it goes: inside the player's fragment when only the fragment
+runs (after a click on its buttons), at the end of the script when the whole page runs. A click
+outside the fragment makes Streamlit stop the script at its next ``st`` call; a click inside it is
+queued until the run ends, so the loop looks for one after every step and returns. Either way the
+script runs again with the new status; because every step is stored in the session before anything
+is drawn, nothing is lost or computed twice.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import torch
 
 from diffusion_core.images import make_grid, uint8_to_unit, unit_to_uint8
 from diffusion_core.samplers import DEFAULT_GUIDANCE, DdpmVariance, ReverseProcess, SampleStep, Sampler
+from ui.script_run import rerun_waiting, session_connected
 
 Status = Literal["idle", "running", "paused", "stopped", "done"]
 Command = Literal["play", "pause", "step", "stop", "reset"]
@@ -265,19 +269,7 @@ class PlayerRun:
         return pictures
 
 
-def session_connected() -> bool:
-    """False once this script's browser tab has gone (Streamlit issue 6166: a script keeps running
-    after its tab is closed); True outside a server (AppTest, plain Python)."""
-    from streamlit import runtime
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
-
-    ctx = get_script_run_ctx(suppress_warning=True)
-    if ctx is None or not runtime.exists():
-        return True
-    return runtime.get_instance().is_active_session(ctx.session_id) is not False
-
-
-RunEnd = Literal["done", "paused", "stopped", "idle", "disconnected"]
+RunEnd = Literal["done", "paused", "stopped", "idle", "disconnected", "interrupted"]
 
 
 def run_loop(
@@ -286,14 +278,19 @@ def run_loop(
     on_step: Callable[[Frame], None],
     *,
     connected: Callable[[], bool] = session_connected,
+    waiting: Callable[[], bool] = rerun_waiting,
 ) -> RunEnd:
     """Take steps while the run is "running". After each step ``on_step`` draws it (its ``st`` calls are
-    where a click interrupts the loop). Returns why it ended: "done"; "paused", "stopped" or "idle"
-    (the status was changed); or "disconnected" (the tab closed: the run is paused, nothing computes on)."""
+    where a click outside a fragment interrupts the loop). Returns why it ended: "done"; "paused",
+    "stopped" or "idle" (the status was changed); "disconnected" (the tab closed: the run is paused,
+    nothing computes on); or "interrupted" (a click inside a fragment is waiting for this script run to
+    end, ``waiting``: the run stays "running" and the click's own rerun decides what comes next)."""
     while run.status == "running":
         if not connected():
             run.status = "paused"
             return "disconnected"
+        if waiting():
+            return "interrupted"
         frame = run.advance(lock)
         on_step(frame)
     return run.status  # type: ignore[return-value]

@@ -20,6 +20,7 @@ from ui import charts
 from ui import reverse_run as rr
 from ui.i18n import Translator
 from ui.model import SharedDenoiser
+from ui.script_run import session_connected
 
 PANEL_SIDE = 256  # pixels: panels are enlarged (nearest neighbour) to about this size
 FRAME_INTERVAL = 1 / 20  # s between two pictures drawn during a run: at most 20 per second (for one run alone)
@@ -54,37 +55,47 @@ def show(target, image: np.ndarray, caption: str | None = None, side: int = PANE
     target.image(picture, caption=caption, output_format="PNG", width=width)
 
 
-def formula_latex(run: rr.PlayerRun, frame: rr.Frame, schedule: Schedule) -> str:
-    """The step's formulas, each followed by its numbers: Ho et al. (2020), eqs. 11 and 15, Song et al.
-    (2021), eqs. 12 and 16, Ho & Salimans (2022), eq. 6."""
+def formula_latex(tr: Translator, run: rr.PlayerRun, frame: rr.Frame, schedule: Schedule) -> str:
+    """The step's formulas, each followed by its numbers and its source: Ho et al. (2020), eqs. 11 and 15,
+    sec. 3.2 and algorithm 2; Song et al. (2021), eqs. 12 and 16; Ho & Salimans (2022), eq. 6. The page's
+    runs clip x0_hat to [-1, 1] and recompute eps_hat from it (samplers.ReverseProcess, clip=True): the
+    line after eq. 15 says so, and the eps_hat of the later lines (and of the panel) is that one."""
     s = run.settings
     c = step_coefficients(schedule, frame.t, frame.t_prev, frame.sigma)
     prev = r"t_\text{prev}"
+
+    def cite(key: str) -> str:
+        """The source of a line, in the student's language, as LaTeX text after a gap."""
+        return r"\qquad\text{(" + tr(f"reverse.cite_{key}").replace("&", r"\&") + ")}"
+
     lines = [
         rf"t = {frame.t} \;\to\; {prev} = {frame.t_prev}:\quad \bar\alpha_t = {fmt(c.alpha_bar_t)},\ "
         rf"\bar\alpha_{{{prev}}} = {fmt(c.alpha_bar_prev)},\ \alpha = \bar\alpha_t / \bar\alpha_{{{prev}}} = "
         rf"{fmt(c.alpha)},\ \beta = 1 - \alpha = {fmt(c.beta)}",
-        (rf"\hat\epsilon = \epsilon_\theta(x_t, \varnothing) + s\,\big(\epsilon_\theta(x_t, y) - \epsilon_\theta(x_t, \varnothing)\big),"
-         rf"\quad s = {fmt(s.guidance)}" if any(label >= 0 for label in s.labels) else
-         r"\hat\epsilon = \epsilon_\theta(x_t, \varnothing)") + r"\qquad\text{(Ho \& Salimans 2022, eq. 6)}",
-        rf"\hat x_0 = \frac{{x_t - \sqrt{{1-\bar\alpha_t}}\,\hat\epsilon}}{{\sqrt{{\bar\alpha_t}}}} = "
-        rf"\frac{{x_t - {fmt(c.sqrt_one_minus_alpha_bar_t)}\,\hat\epsilon}}{{{fmt(c.sqrt_alpha_bar_t)}}}"
-        r"\qquad\text{(Ho et al. 2020, eq. 15)}",
+        (rf"\hat\varepsilon = \varepsilon_\theta(x_t, \varnothing) + s\,\big(\varepsilon_\theta(x_t, y) - "
+         rf"\varepsilon_\theta(x_t, \varnothing)\big),\quad s = {fmt(s.guidance)}" if any(label >= 0 for label in s.labels)
+         else r"\hat\varepsilon = \varepsilon_\theta(x_t, \varnothing)") + cite("guidance"),
+        rf"\hat x_0 = \frac{{x_t - \sqrt{{1-\bar\alpha_t}}\,\hat\varepsilon}}{{\sqrt{{\bar\alpha_t}}}} = "
+        rf"\frac{{x_t - {fmt(c.sqrt_one_minus_alpha_bar_t)}\,\hat\varepsilon}}{{{fmt(c.sqrt_alpha_bar_t)}}}" + cite("x0"),
+        r"\hat x_0 \leftarrow \operatorname{clip}(\hat x_0, -1, 1),\quad \hat\varepsilon \leftarrow "
+        r"\frac{x_t - \sqrt{\bar\alpha_t}\,\hat x_0}{\sqrt{1-\bar\alpha_t}}" + cite("clip"),
     ]
+    last = frame.t_prev == 0
     if s.sampler == "ddpm":
-        lines.append(rf"\mu_\theta(x_t, t) = \frac{{1}}{{\sqrt{{\alpha}}}}\Big(x_t - \frac{{\beta}}{{\sqrt{{1-\bar\alpha_t}}}}\,\hat\epsilon\Big)"
-                     rf" = {fmt(c.ddpm_coef_xt)}\,\big(x_t - {fmt(c.ddpm_coef_eps)}\,\hat\epsilon\big)"
-                     r"\qquad\text{(Ho et al. 2020, eq. 11)}")
-        var = (r"\sigma^2 = \beta" if s.variance == "beta" else
-               rf"\sigma^2 = \tilde\beta = \frac{{1-\bar\alpha_{{{prev}}}}}{{1-\bar\alpha_t}}\,\beta")
-        lines.append(rf"{var},\quad \sigma = {fmt(c.sigma)}\qquad\text{{(Ho et al. 2020, sec. 3.2)}}")
+        lines.append(rf"\mu_\theta(x_t, t) = \frac{{1}}{{\sqrt{{\alpha}}}}\Big(x_t - \frac{{\beta}}{{\sqrt{{1-\bar\alpha_t}}}}\,\hat\varepsilon\Big)"
+                     rf" = {fmt(c.ddpm_coef_xt)}\,\big(x_t - {fmt(c.ddpm_coef_eps)}\,\hat\varepsilon\big)" + cite("ddpm_mean"))
+        if last:  # no noise on the last step, whatever sigma^2 would be
+            lines.append(r"\sigma = 0" + cite("last_step"))
+        else:
+            var = (r"\sigma^2 = \beta" if s.variance == "beta" else
+                   rf"\sigma^2 = \tilde\beta = \frac{{1-\bar\alpha_{{{prev}}}}}{{1-\bar\alpha_t}}\,\beta")
+            lines.append(rf"{var},\quad \sigma = {fmt(c.sigma)}" + cite("ddpm_variance"))
     else:
-        lines.append(rf"\mu = \sqrt{{\bar\alpha_{{{prev}}}}}\,\hat x_0 + \sqrt{{1-\bar\alpha_{{{prev}}}-\sigma^2}}\,\hat\epsilon"
-                     rf" = {fmt(c.ddim_coef_x0)}\,\hat x_0 + {fmt(c.ddim_coef_eps)}\,\hat\epsilon"
-                     r"\qquad\text{(Song et al. 2021, eq. 12)}")
+        lines.append(rf"\mu = \sqrt{{\bar\alpha_{{{prev}}}}}\,\hat x_0 + \sqrt{{1-\bar\alpha_{{{prev}}}-\sigma^2}}\,\hat\varepsilon"
+                     rf" = {fmt(c.ddim_coef_x0)}\,\hat x_0 + {fmt(c.ddim_coef_eps)}\,\hat\varepsilon" + cite("ddim_mean"))
         lines.append(rf"\sigma = \eta\sqrt{{\frac{{1-\bar\alpha_{{{prev}}}}}{{1-\bar\alpha_t}}}}"
                      rf"\sqrt{{1-\frac{{\bar\alpha_t}}{{\bar\alpha_{{{prev}}}}}}} = {fmt(c.sigma)},\quad \eta = {fmt(s.eta)}"
-                     r"\qquad\text{(Song et al. 2021, eq. 16)}")
+                     + cite("ddim_sigma"))
     lines.append(rf"x_{{{prev}}} = \mu + \sigma z" + (r" = \mu\ \ (\sigma = 0)" if c.sigma == 0 else ""))
     return r"\begin{aligned}" + r"\\[2pt]".join("&" + line for line in lines) + r"\end{aligned}"
 
@@ -137,7 +148,7 @@ class PlayerView:
         for panel in rr.PANELS:
             show(self.panels[panel], rr.grid(getattr(frame, panel)), live=live)
         if formulas:
-            self.formulas.latex(formula_latex(self.run, frame, self.schedule))
+            self.formulas.latex(formula_latex(self.tr, self.run, frame, self.schedule))
 
     def draw_chart(self, marker: rr.Frame | None) -> None:
         draw_chart(self.chart, self.chart_note, self.tr, self.run, self.schedule, marker, self.steps)
@@ -166,13 +177,14 @@ def draw_chart(chart_ph, note_ph, tr: Translator, run: rr.PlayerRun, schedule: S
 
 
 def play_live(view: PlayerView, shared: SharedDenoiser,
-              connected: Callable[[], bool] = rr.session_connected) -> rr.RunEnd:
+              connected: Callable[[], bool] = session_connected) -> rr.RunEnd:
     """Take the run's steps while it is "running", drawing as it goes. Drawing is throttled so that the
     browser keeps up while the network runs at full speed: pictures at most every FRAME_INTERVAL (times
     the number of runs drawing at once, which share the CPU), the formulas less often, and the chart not
     at all (Plotly redraws a chart from scratch, a flash on a slow machine): it is drawn again, with the
-    distances, when the run pauses or ends. The status line is redrawn after every step: that ``st`` call is where Streamlit stops the script when a
-    button is clicked, so a click takes effect within one step."""
+    distances, when the run pauses or ends. The status line is redrawn after every step: that ``st`` call
+    is where Streamlit stops the script when a button outside a fragment is clicked; a click inside one
+    ends the loop through ``rr.run_loop``'s check. Either way a click takes effect within one step."""
     last = {"frame": time.monotonic(), "formulas": time.monotonic()}
 
     def on_step(frame: rr.Frame) -> None:
