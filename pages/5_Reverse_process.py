@@ -38,10 +38,11 @@ except WeightsError as e:
     st.stop()
 schedule = shared.model.schedule
 T = schedule.T
+STEPS = rr.step_choices(T)  # numbers of steps offered (1000 = every step of the shipped network)
 
 
 def _command(cmd: str) -> None:
-    settings = rr.settings_from_state(st.session_state, current_seed(), str(current_device()))
+    settings = rr.settings_from_state(st.session_state, current_seed(), str(current_device()), T)
     st.session_state[rr.STATE_KEY].command(cmd, settings)
 
 
@@ -64,7 +65,7 @@ def draw_settings(chosen: rr.RunSettings, locked: bool) -> None:
             st.slider(tr("reverse.eta"), 0.0, 1.0, rr.DEFAULTS[rr.KEY_ETA], 0.1, key=rr.KEY_ETA, disabled=locked,
                       help=tr("reverse.eta_help"))
     with c3:
-        steps = st.select_slider(tr("reverse.steps"), rr.STEP_CHOICES, value=rr.DEFAULTS[rr.KEY_STEPS], key=rr.KEY_STEPS,
+        steps = st.select_slider(tr("reverse.steps"), STEPS, value=rr.nearest_choice(STEPS, rr.DEFAULTS[rr.KEY_STEPS]), key=rr.KEY_STEPS,
                                  disabled=locked, help=tr("reverse.steps_help", T=T))
         guidance = st.slider(tr("reverse.guidance"), 0.0, 10.0, rr.DEFAULTS[rr.KEY_GUIDANCE], 0.5, key=rr.KEY_GUIDANCE,
                              disabled=locked or mode == "any", help=tr("reverse.guidance_help"))
@@ -117,7 +118,7 @@ def settings_and_player() -> tuple[rv.PlayerView, SharedDenoiser] | None:
     # frame then reaches the browser before the thirty-odd settings elements do. The widgets keep their
     # values in st.session_state, so the settings are known before the widgets are drawn.
     settings_box = st.container(border=True)
-    chosen = rr.settings_from_state(st.session_state, current_seed(), str(device))
+    chosen = rr.settings_from_state(st.session_state, current_seed(), str(device), T)
 
     # The buttons only change the run's status (their callbacks run before this function); the steps are
     # taken after everything else is drawn (rv.play_live).
@@ -184,13 +185,13 @@ def settings_and_player() -> tuple[rv.PlayerView, SharedDenoiser] | None:
 
 
 live = settings_and_player()
-chosen = rr.settings_from_state(st.session_state, current_seed(), str(device))
+chosen = rr.settings_from_state(st.session_state, current_seed(), str(device), T)
 
 # ------------------------------------------------------------------ 3. DDPM against DDIM
 st.header(tr("reverse.compare_title"))
 st.markdown(tr("reverse.compare_intro"))
 c1, c2 = st.columns([3, 1])
-cmp_steps = c1.select_slider(tr("reverse.compare_steps"), rr.STEP_CHOICES, value=20, key="reverse_compare_steps")
+cmp_steps = c1.select_slider(tr("reverse.compare_steps"), STEPS, value=rr.nearest_choice(STEPS, 20), key="reverse_compare_steps")
 c2.write("")
 compare_clicked = c2.button(tr("reverse.compare_run"), key="reverse_compare_run", icon=":material/compare:", width="stretch")
 if compare_clicked:

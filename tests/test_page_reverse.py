@@ -395,6 +395,33 @@ def test_sdedit_from_the_upload_page():
     assert result.source == "upload" and np.array_equal(result.original, digit)
 
 
+def test_step_choices_follow_the_networks_T():
+    assert rr.step_choices(1000) == rr.STEP_CHOICES
+    assert rr.step_choices(30) == (1, 2, 5, 10, 20, 25, 30)
+    assert rr.nearest_choice(rr.step_choices(30), 50) == 30 and rr.nearest_choice(rr.STEP_CHOICES, 50) == 50
+
+
+def test_a_network_with_another_T_runs(tmp_path, monkeypatch):
+    """Weights trained with T = 30 (a tiny random network): the page offers at most 30 steps, starts at
+    30, and a run goes to the end without error."""
+    import ui.model
+    from diffusion_core.unet import UNet, UNetConfig
+    from diffusion_core.weights import DenoiserConfig, save_denoiser
+
+    tiny = UNetConfig(channels=(8, 16), blocks_per_level=(1, 1), emb_dim=16, attention=False)
+    save_denoiser(UNet(tiny), DenoiserConfig(unet=tiny, schedule="cosine", T=30), tmp_path)
+    monkeypatch.setattr(ui.model, "WEIGHTS_DIR", tmp_path)
+    at = run_page(PAGE, "en")
+    assert_clean(at)
+    steps = at.select_slider(key=rr.KEY_STEPS)
+    assert steps.options[-1] == "30" and steps.value == 30
+    at.slider(key=rr.KEY_N).set_value(2).run()
+    at.button(key="reverse_play").click().run()
+    assert_clean(at)
+    run = at.session_state[rr.STATE_KEY]
+    assert run.status == "done" and run.steps_done == 30 and run.timesteps[0] == 30
+
+
 @pytest.mark.parametrize("lang", LANGS)
 def test_missing_weights_give_a_translated_error(lang, tmp_path, monkeypatch):
     import ui.model

@@ -40,7 +40,18 @@ ANY_DIGIT = -1  # the label of an unconditional sample (diffusion_core.unet.NULL
 MAX_SAMPLES = 16
 MAX_FRAMES = 100  # steps kept for the timeline: at most this many, evenly spread, first and last included
 EPS_RANGE = 3.0  # eps_hat ~ N(0, I) is shown on [-3, 3]; every other panel on the data range [-1, 1]
-STEP_CHOICES: tuple[int, ...] = (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000)
+STEP_CHOICES: tuple[int, ...] = (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000)  # for T = 1000
+
+
+def step_choices(T: int) -> tuple[int, ...]:
+    """The numbers of steps offered for a network trained with T steps: those of STEP_CHOICES below T,
+    then T itself (every timestep)."""
+    return tuple(c for c in STEP_CHOICES if c < T) + (T,)
+
+
+def nearest_choice(choices: tuple[int, ...], wanted: int) -> int:
+    """The choice closest to ``wanted`` (a default that a network with a small T does not offer)."""
+    return min(choices, key=lambda c: (abs(c - wanted), c))
 PANELS: tuple[str, ...] = ("x_t", "eps_hat", "x0_hat", "mean", "noise")
 
 # Widget keys of the page's settings, read by the buttons' callbacks.
@@ -93,13 +104,15 @@ class RunSettings:
                               guidance=self.guidance, variance=self.variance, generator=generator, **kwargs)
 
 
-def settings_from_state(state: Mapping[str, object], seed: int, device: str) -> RunSettings:
-    """The settings the page's widgets hold now (their defaults for widgets not drawn yet)."""
+def settings_from_state(state: Mapping[str, object], seed: int, device: str, T: int = 1000) -> RunSettings:
+    """The settings the page's widgets hold now (their defaults for widgets not drawn yet); T: the
+    network's number of timesteps, which the default number of steps must not exceed."""
     get = lambda key: state.get(key, DEFAULTS[key])  # noqa: E731
     n = int(get(KEY_N))
     custom = [int(state.get(custom_label_key(i), i % 10)) for i in range(n)]
     labels = labels_for(get(KEY_MODE), n, int(get(KEY_DIGIT)), custom)
-    return RunSettings(labels=labels, sampler=get(KEY_SAMPLER), steps=int(get(KEY_STEPS)), eta=float(get(KEY_ETA)),
+    steps = int(state.get(KEY_STEPS, nearest_choice(step_choices(T), DEFAULTS[KEY_STEPS])))
+    return RunSettings(labels=labels, sampler=get(KEY_SAMPLER), steps=steps, eta=float(get(KEY_ETA)),
                        guidance=float(get(KEY_GUIDANCE)), variance=get(KEY_VARIANCE), seed=seed, device=device)
 
 
