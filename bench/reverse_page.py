@@ -25,6 +25,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -92,8 +93,13 @@ def rss_mb(pid: int) -> float:
 def open_page(context, url: str):
     pg = context.new_page()
     pg.goto(f"{url}/Reverse_process?lang=en")
-    pg.get_by_role("button", name="Play", exact=True).wait_for(timeout=120000)
-    pg.wait_for_selector(IDLE, timeout=120000)
+    try:
+        pg.get_by_role("button", name="Play", exact=True).wait_for(timeout=120000)
+        pg.wait_for_selector(IDLE, timeout=120000)
+    except Exception:
+        shot = Path(tempfile.gettempdir()) / f"reverse_page_open_failed_{os.getpid()}.png"
+        pg.screenshot(path=str(shot), full_page=True)
+        raise RuntimeError(f"page 5 did not open (screenshot {shot}); it shows: {pg.inner_text('body')[:800]!r}")
     return pg
 
 
