@@ -118,8 +118,8 @@ def check_resumed_args(saved: dict, args: argparse.Namespace) -> None:
                          f"(in {Path(args.out) / CHECKPOINT_STATE}) or start in another --out folder")
 
 
-def load_checkpoint(out: Path, model, ema, opt, generator, device) -> dict:
-    """Restore the tensors of ``save_checkpoint``; returns its JSON state (step, args, seconds, running_loss)."""
+def load_checkpoint(out: Path, model, ema, opt, generator, device) -> None:
+    """Restore the tensors of ``save_checkpoint`` (its JSON state is read by the caller)."""
     tensors = load_file(str(out / CHECKPOINT))
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
@@ -131,7 +131,6 @@ def load_checkpoint(out: Path, model, ema, opt, generator, device) -> dict:
                 "step": tensors[f"opt.{i}.step"].reshape(()).clone(),
             }
     generator.set_state(tensors["rng"])
-    return json.loads((out / CHECKPOINT_STATE).read_text())
 
 
 def keep_loss_log(path: Path, step: int) -> None:
@@ -168,8 +167,9 @@ def train(args: argparse.Namespace) -> Path:
 
     step, seconds_before, running_loss = 0, 0.0, None
     if args.resume and (out / CHECKPOINT).exists():
-        check_resumed_args(json.loads((out / CHECKPOINT_STATE).read_text())["args"], args)
-        state = load_checkpoint(out, model, ema, opt, generator, device)
+        state = json.loads((out / CHECKPOINT_STATE).read_text())
+        check_resumed_args(state["args"], args)
+        load_checkpoint(out, model, ema, opt, generator, device)
         step, seconds_before, running_loss = state["step"], state.get("seconds", 0.0), state.get("running_loss")
         print(f"resumed from {out / CHECKPOINT} at step {step}")
     keep_loss_log(out / LOSS_LOG, step)

@@ -41,17 +41,6 @@ MAX_SAMPLES = 16
 MAX_FRAMES = 100  # steps kept for the timeline: at most this many, evenly spread, first and last included
 EPS_RANGE = 3.0  # eps_hat ~ N(0, I) is shown on [-3, 3]; every other panel on the data range [-1, 1]
 STEP_CHOICES: tuple[int, ...] = (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000)  # for T = 1000
-
-
-def step_choices(T: int) -> tuple[int, ...]:
-    """The numbers of steps offered for a network trained with T steps: those of STEP_CHOICES below T,
-    then T itself (every timestep)."""
-    return tuple(c for c in STEP_CHOICES if c < T) + (T,)
-
-
-def nearest_choice(choices: tuple[int, ...], wanted: int) -> int:
-    """The choice closest to ``wanted`` (a default that a network with a small T does not offer)."""
-    return min(choices, key=lambda c: (abs(c - wanted), c))
 PANELS: tuple[str, ...] = ("x_t", "eps_hat", "x0_hat", "mean", "noise")
 
 # Widget keys of the page's settings, read by the buttons' callbacks.
@@ -63,6 +52,17 @@ DEFAULTS: dict[str, object] = {
     KEY_ETA: 0.0, KEY_STEPS: 50, KEY_GUIDANCE: DEFAULT_GUIDANCE,
 }
 STATE_KEY = "reverse_run"  # the PlayerRun in st.session_state
+
+
+def step_choices(T: int) -> tuple[int, ...]:
+    """The numbers of steps offered for a network trained with T steps: those of STEP_CHOICES below T,
+    then T itself (every timestep)."""
+    return tuple(c for c in STEP_CHOICES if c < T) + (T,)
+
+
+def nearest_choice(choices: tuple[int, ...], wanted: int) -> int:
+    """The choice closest to ``wanted`` (a default that a network with a small T does not offer)."""
+    return min(choices, key=lambda c: (abs(c - wanted), c))
 
 
 def custom_label_key(i: int) -> str:
