@@ -590,8 +590,8 @@ def status_step(pg, pattern: str) -> int:
 
 
 def test_browser_player_clicks_rerun_only_the_player(browser, app_url):
-    """Play, the timeline and Reset rerun only the player's fragment (settings and player), not the whole
-    page with its formulas: the browser has less to redraw before the first frame. A click outside the
+    """Play and the timeline rerun only the player's fragment (settings and player), not the whole page
+    with its formulas: the browser has less to redraw before the first frame. A click outside the
     fragment (the comparison) still reruns the page, and the player's result stays."""
     tr = TABLES["en"]
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
