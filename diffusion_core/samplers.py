@@ -10,7 +10,7 @@ alpha_t and beta_t of Ho et al. (2020).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,6 +22,7 @@ from .unet import NULL_LABEL
 
 Sampler = Literal["ddpm", "ddim"]
 DdpmVariance = Literal["beta", "beta_tilde"]
+EpsFn = Callable[[Tensor, Tensor], Tensor]  # eps_fn(x_t [N, ...], t LongTensor [N]) -> eps_hat, x_t's shape
 DEFAULT_GUIDANCE = 1.5  # guidance scale s of sample(); see pretrained/MODEL_CARD.md for the sweep
 
 
@@ -212,53 +213,39 @@ def _model_device(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
-class ReverseProcess:
-    """The reverse process as a resumable stepper: x, the timesteps to visit, the position and the generator.
+class EpsReverseProcess:
+    """The reverse process of any noise predictor, as a resumable stepper.
 
-    ``step()`` runs one step x_t -> x_{t_prev} and returns it as a SampleStep; ``sample`` is
-    ``while not r.done: yield r.step()``. A caller may stop between steps and go on later (play,
-    pause, step one at a time in a page): the result is the same as one uninterrupted run.
-    Arguments are those of ``sample``; they are checked here, x_T is drawn here."""
+    ``eps_fn(x_t, t)`` takes x_t [N, ...] on ``device`` and t as a LongTensor [N] and returns
+    eps_hat (the MNIST network with labels and guidance is one, a closed-form predictor or the 2-D
+    MLP another). ``x_start`` is x_{t_start} (x_T by default), any shape [N, ...]. ``step()`` runs one
+    step x_t -> x_{t_prev} and returns it as a SampleStep; a caller may stop between steps and go
+    on later: the result is the same as one uninterrupted run. Noise is drawn on the CPU with
+    ``generator`` so that results do not depend on the device."""
 
     def __init__(
         self,
-        model: nn.Module,
-        labels: Tensor | list[int],
+        eps_fn: EpsFn,
+        x_start: Tensor,
+        schedule: Schedule,
         *,
         sampler: Sampler = "ddim",
         steps: int = 50,
         eta: float = 0.0,
-        guidance: float = DEFAULT_GUIDANCE,
         variance: DdpmVariance = "beta_tilde",
         generator: torch.Generator | None = None,
-        schedule: Schedule | None = None,
-        x_start: Tensor | None = None,
         t_start: int | None = None,
         clip: bool = True,
-        image_shape: tuple[int, int, int] = (1, 28, 28),
+        device: torch.device | str = "cpu",
     ):
-        self.schedule = schedule if schedule is not None else model.schedule
         if sampler not in ("ddpm", "ddim"):
             raise ValueError(f"unknown sampler {sampler!r}; expected 'ddpm' or 'ddim'")
-        labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
-        if len(labels) == 0:
-            raise ValueError("labels must hold at least one entry")
-        if bool(((labels < NULL_LABEL) | (labels > 9)).any()):
-            raise ValueError("labels must be digits 0-9 or -1 (no label)")
-        n = len(labels)
-        self.model, self.sampler, self.eta, self.guidance = model, sampler, eta, guidance
+        self.eps_fn, self.schedule, self.sampler, self.eta = eps_fn, schedule, sampler, eta
         self.variance, self.generator, self.clip = variance, generator, clip
-        self.device = _model_device(model)
-        self.labels = labels
-        self.timesteps: list[int] = timesteps(self.schedule.T, steps, t_start)
-        if x_start is None:
-            self.x = torch.randn((n, *image_shape), generator=generator)  # x_T ~ N(0, I)
-        else:
-            if x_start.shape[0] != n:
-                raise ValueError(f"x_start holds {x_start.shape[0]} images for {n} labels")
-            self.x = x_start.detach().float().cpu()
+        self.device = torch.device(device)
+        self.timesteps: list[int] = timesteps(schedule.T, steps, t_start)
+        self.x = x_start.detach().float().cpu()
         self.position = 0  # index into timesteps of the next step
-        self._labels_dev = labels.to(self.device)
 
     @property
     def done(self) -> bool:
@@ -278,7 +265,8 @@ class ReverseProcess:
         index, seq, x = self.position, self.timesteps, self.x
         t = seq[index]
         t_prev = seq[index + 1] if index + 1 < len(seq) else 0
-        eps_hat = guided_eps(self.model, x.to(self.device), t, self._labels_dev, self.guidance).float().cpu()
+        t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=self.device)
+        eps_hat = self.eps_fn(x.to(self.device), t_batch).float().cpu()
         z = torch.randn(x.shape, generator=self.generator) if t_prev > 0 else None
         if self.sampler == "ddpm":
             out = ddpm_step(x, eps_hat, t, t_prev, self.schedule, variance=self.variance, noise=z, clip=self.clip)
@@ -289,6 +277,60 @@ class ReverseProcess:
         return SampleStep(index=index, t=t, t_prev=t_prev, x_t=x, eps_hat=out.eps, x0_hat=out.x0_hat,
                           mean=out.mean, noise=out.noise, sigma=out.sigma, alpha=out.alpha, beta=out.beta,
                           x_prev=out.x_prev)
+
+
+def sample_eps(eps_fn: EpsFn, x_start: Tensor, schedule: Schedule, **kwargs) -> Iterator[SampleStep]:
+    """Run ``EpsReverseProcess(eps_fn, x_start, schedule, **kwargs)`` to x_0, yielding every step."""
+    process = EpsReverseProcess(eps_fn, x_start, schedule, **kwargs)
+    while not process.done:
+        yield process.step()
+
+
+class ReverseProcess(EpsReverseProcess):
+    """The class-conditional network's reverse process: ``EpsReverseProcess`` with
+    eps_fn = the guided prediction of ``model`` for ``labels`` (``guided_eps``) and x_T ~ N(0, I)
+    drawn here with ``generator`` (or ``x_start`` for SDEdit). Arguments are those of ``sample``."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        labels: Tensor | list[int],
+        *,
+        sampler: Sampler = "ddim",
+        steps: int = 50,
+        eta: float = 0.0,
+        guidance: float = DEFAULT_GUIDANCE,
+        variance: DdpmVariance = "beta_tilde",
+        generator: torch.Generator | None = None,
+        schedule: Schedule | None = None,
+        x_start: Tensor | None = None,
+        t_start: int | None = None,
+        clip: bool = True,
+        image_shape: tuple[int, int, int] = (1, 28, 28),
+    ):
+        schedule = schedule if schedule is not None else model.schedule
+        if sampler not in ("ddpm", "ddim"):
+            raise ValueError(f"unknown sampler {sampler!r}; expected 'ddpm' or 'ddim'")
+        labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
+        if len(labels) == 0:
+            raise ValueError("labels must hold at least one entry")
+        if bool(((labels < NULL_LABEL) | (labels > 9)).any()):
+            raise ValueError("labels must be digits 0-9 or -1 (no label)")
+        n = len(labels)
+        timesteps(schedule.T, steps, t_start)  # check steps and t_start before drawing x_T
+        if x_start is None:
+            x_start = torch.randn((n, *image_shape), generator=generator)  # x_T ~ N(0, I)
+        elif x_start.shape[0] != n:
+            raise ValueError(f"x_start holds {x_start.shape[0]} images for {n} labels")
+        device = _model_device(model)
+        labels_dev = labels.to(device)
+        self.model, self.guidance, self.labels = model, guidance, labels
+
+        def eps_fn(x_t: Tensor, t: Tensor) -> Tensor:
+            return guided_eps(model, x_t, int(t[0]), labels_dev, guidance)
+
+        super().__init__(eps_fn, x_start, schedule, sampler=sampler, steps=steps, eta=eta, variance=variance,
+                         generator=generator, t_start=t_start, clip=clip, device=device)
 
 
 @torch.inference_mode()

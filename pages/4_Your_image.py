@@ -36,7 +36,7 @@ T = 1000
 STRIP_TS = (0, 50, 100, 250, 500, 750, 1000)
 PIXEL_DRAWS = 4000
 PIXEL_CHOICES = ("brightest", "darkest", "centre")
-REVERSE_PAGE = "pages/5_Reverse_process.py"
+REVERSE_PAGE = "pages/7_Reverse_process.py"
 
 
 @st.cache_data(max_entries=4, show_spinner=False)

@@ -20,7 +20,7 @@ from ui import reverse_run as rr
 from ui.i18n import Translator, load_table
 from ui.model import FairLock
 
-PAGE = "pages/5_Reverse_process.py"
+PAGE = "pages/7_Reverse_process.py"
 TABLES = {lang: Translator(lang) for lang in LANGS}
 
 

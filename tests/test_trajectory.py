@@ -102,3 +102,26 @@ def test_sdedit_start_is_the_closed_form_with_the_generators_noise():
     x_t0 = sdedit_start(x0, 250, COSINE, torch.Generator().manual_seed(5))
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(5))
     torch.testing.assert_close(x_t0, q_sample(x0, 250, noise, COSINE))
+
+
+def test_eps_process_of_any_predictor_matches_the_network_process():
+    """EpsReverseProcess with eps_fn = the network's guided prediction is ReverseProcess, bit for bit,
+    and runs on shapes that are not images (the 2-D playground's [N, 2] points)."""
+    from diffusion_core.samplers import EpsReverseProcess, guided_eps, sample_eps
+
+    model = LinearEps()
+    labels = torch.tensor([1, 2])
+    ref = ReverseProcess(model, labels, sampler="ddpm", steps=5, guidance=2.0,
+                         generator=torch.Generator().manual_seed(3))
+    x_T = ref.x.clone()
+    process = EpsReverseProcess(lambda x, t: guided_eps(model, x, int(t[0]), labels, 2.0), x_T, model.schedule,
+                                sampler="ddpm", steps=5, generator=torch.Generator().manual_seed(3))
+    # the network process drew x_T first from its generator: advance this one's generator the same way
+    torch.randn(x_T.shape, generator=process.generator)
+    while not ref.done:
+        a, b = ref.step(), process.step()
+        torch.testing.assert_close(a.x_prev, b.x_prev, rtol=0, atol=0)
+    points = torch.randn(7, 2, generator=torch.Generator().manual_seed(0))
+    steps = list(sample_eps(lambda x, t: torch.zeros_like(x), points, model.schedule, steps=4, clip=False))
+    assert [s.t for s in steps] == [model.schedule.T * k // 4 for k in (4, 3, 2, 1)]
+    assert steps[-1].x_prev.shape == (7, 2)

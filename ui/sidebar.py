@@ -28,7 +28,11 @@ PAGES: list[tuple[str, str, str]] = [
     ("pages/2_Forward_chain.py", "forward_chain", ":material/link:"),
     ("pages/3_Closed_form.py", "closed_form", ":material/functions:"),
     ("pages/4_Your_image.py", "your_image", ":material/image:"),
-    ("pages/5_Reverse_process.py", "reverse", ":material/auto_awesome:"),
+    ("pages/5_Posterior.py", "posterior", ":material/compare_arrows:"),
+    ("pages/6_Bound.py", "bound", ":material/stacked_line_chart:"),
+    ("pages/7_Reverse_process.py", "reverse", ":material/auto_awesome:"),
+    ("pages/8_How_many_steps.py", "steps", ":material/speed:"),
+    ("pages/9_Playground_2D.py", "playground", ":material/scatter_plot:"),
 ]
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 DEFAULT_SEED = 0
