@@ -20,7 +20,7 @@ from ui.i18n import Translator
 
 PAGE = "pages/4_Your_image.py"
 UPLOADER = "your_image_upload"
-REVERSE_PAGE = ROOT / "pages" / "5_Reverse_process.py"
+REVERSE_PAGE = ROOT / "pages" / "7_Reverse_process.py"
 
 
 def encode(im: Image.Image, fmt: str = "PNG", **options) -> bytes:
