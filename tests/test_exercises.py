@@ -402,3 +402,44 @@ def test_progress_survives_a_page_change_and_a_language_change():
     at.switch_page("pages/1_Gaussian.py").run()
     assert at.session_state["_exercise_slots"][("gaussian", "density")].solved  # the box still shows it solved
     assert en("exercises.verdict.right", answer=format_number(ex.parts[0].answer, 8)) in texts(at.success)
+
+
+# ----------------------------------------------------------------------------- in a real browser
+@pytest.mark.parametrize("lang,width", [("vi", 390), ("en", 1400)])  # a phone in Vietnamese, a desktop in English
+def test_block_in_browser(browser, app_url, lang, width):
+    """On the closed-form page: a right answer typed with a decimal comma, a wrong one with its hint, and the
+    sidebar's progress line; screenshots of the boxes (desktop and phone) to look at."""
+    from conftest import assert_no_exception, open_page, wait_idle
+
+    tr = Translator(lang)
+    context = browser.new_context(viewport={"width": width, "height": 1000})
+    pg = context.new_page()
+    try:
+        open_page(pg, app_url, "Closed_form", lang)
+        ex = make_exercise("closed_form", "mean_std", 0, 0, {"closed_form_T": 1000})
+        for i, text in enumerate(right_texts(ex)):
+            pg.locator(f".st-key-_ex_closed_form_mean_std_0_{i} input").fill(text)
+        pg.locator(".st-key-ex_check_closed_form_mean_std_0 button").click()
+        box = pg.locator(".st-key-ex_box_closed_form_mean_std")
+        box.get_by_text(tr("exercises.verdict.right", answer=format_number(ex.parts[0].answer, 8))).wait_for(timeout=30000)
+        wait_idle(pg)
+        ex3 = make_exercise("closed_form", "log_snr", 0, 0, {"closed_form_T": 1000})
+        pg.locator(".st-key-_ex_closed_form_log_snr_0_0 input").fill(format_number(-ex3.parts[0].answer))
+        pg.locator(".st-key-ex_check_closed_form_log_snr_0 button").click()
+        box3 = pg.locator(".st-key-ex_box_closed_form_log_snr")
+        box3.get_by_text(tr("exercises.verdict.mistake", value=format_number(-ex3.parts[0].answer)), exact=False).wait_for(timeout=30000)
+        pg.locator(".st-key-ex_solution_closed_form_log_snr button").click()
+        box3.get_by_text(tr("exercises.solution_title")).wait_for(timeout=30000)
+        wait_idle(pg)
+        assert_no_exception(pg)
+        assert box.locator(".katex").count() > 0  # the numbers are typeset
+        out = ROOT / "tests" / "screenshots"
+        out.mkdir(exist_ok=True)
+        box.screenshot(path=str(out / f"exercises_mean_std_{lang}_{width}.png"))
+        box3.screenshot(path=str(out / f"exercises_log_snr_{lang}_{width}.png"))
+        if width > 600:
+            line = tr("exercises.progress_line", page=tr("nav.closed_form"), solved=1, tried=2)
+            pg.locator('[data-testid="stSidebar"]').get_by_text(line).wait_for(timeout=30000)
+            pg.locator('[data-testid="stSidebar"]').screenshot(path=str(out / f"exercises_sidebar_{lang}.png"))
+    finally:
+        context.close()

@@ -150,7 +150,7 @@ def mistake_hint(tr: Translator, ex: Exercise, verdict: Verdict) -> str:
 def _feedback(tr: Translator, ex: Exercise, slot: Slot) -> None:
     many = len(ex.parts) > 1
     for i, (v, text) in enumerate(zip(slot.verdicts, slot.texts)):
-        label = f"**{tr(ex.part_key(i))}** " if many else ""
+        label = f"**{tr(ex.part_key(i))}:** " if many else ""
         if v.status == "right":
             st.success(label + tr("exercises.verdict.right", answer=format_number(v.answer, 8)), icon=":material/check_circle:")
         elif v.status == "mistake":
