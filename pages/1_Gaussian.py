@@ -1,6 +1,7 @@
 """Page 1: the Gaussian density N(x | mu, sigma^2), checked against samples; then N(x; mu, sigma^2 I) in 2-D."""
 
 from ui.sidebar import sidebar, current_seed, current_device  # noqa: F401  (the line every page starts with)
+from ui.exercises import check_yourself
 
 import numpy as np
 import streamlit as st
@@ -116,3 +117,5 @@ with col_num:
 
 st.subheader(tr("gaussian.pixels_title"))
 st.markdown(tr("gaussian.pixels"))
+
+check_yourself(tr, "gaussian")

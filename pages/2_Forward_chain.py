@@ -1,6 +1,7 @@
 """Page 2: the forward Markov chain q(x_t | x_{t-1}) stepped on a picture; its marginal against the closed form."""
 
 from ui.sidebar import sidebar, current_seed, current_device
+from ui.exercises import check_yourself
 
 import numpy as np
 import streamlit as st
@@ -193,3 +194,5 @@ if t >= 1:
         z: [f"{s.mean_z(mean_t):+.2f}", f"{s.variance_z(var_t):+.2f}"],
     })
     st.caption(tr("forward_chain.se_note"))
+
+check_yourself(tr, "forward_chain")

@@ -1,6 +1,7 @@
 """Page 3: the closed form x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, linear against cosine schedule."""
 
 from ui.sidebar import sidebar, current_seed, current_device
+from ui.exercises import check_yourself
 
 import numpy as np
 import streamlit as st
@@ -118,3 +119,5 @@ small_eps = torch.randn(small.shape, generator=torch.Generator().manual_seed(cur
 frames = [q_sample(small, k, small_eps, s) for s in schedules.values() for k in strip_ts]
 grid = make_grid(torch.cat(frames), ncols=len(strip_ts))
 st.image(charts.enlarge(grid, 240), output_format="PNG", caption=tr("closed_form.strip_caption", ts=", ".join(map(str, strip_ts))))
+
+check_yourself(tr, "closed_form")

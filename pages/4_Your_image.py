@@ -1,6 +1,7 @@
 """Page 4: upload a picture and watch the forward process (Ho et al. 2020, eq. 4) destroy it."""
 
 from ui.sidebar import sidebar, current_seed, current_device
+from ui.exercises import check_yourself
 
 import numpy as np
 import plotly.graph_objects as go
@@ -219,3 +220,5 @@ else:
             if (APP_DIR / REVERSE_PAGE).is_file():
                 st.switch_page(REVERSE_PAGE)
             st.info(tr("your_image.reverse_coming"), icon=":material/schedule:")
+
+check_yourself(tr, "your_image")

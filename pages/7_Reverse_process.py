@@ -2,6 +2,7 @@
 (Ho et al. 2020, eqs. 11 and 15; Song et al. 2021, eq. 12), DDPM against DDIM, and SDEdit (Meng et al. 2022)."""
 
 from ui.sidebar import sidebar, current_seed, current_device
+from ui.exercises import check_yourself
 
 import numpy as np
 import streamlit as st
@@ -289,6 +290,8 @@ else:
         show(c2, rr.grid(result.noised, 8), tr("reverse.sdedit_noised", t0=result.t0), side=480)
         show(c3, rr.grid(result.result, 8), tr("reverse.sdedit_result", steps=result.steps), side=480)
     st.markdown(tr("reverse.sdedit_why"))
+
+check_yourself(tr, "reverse")
 
 # ------------------------------------------------------------------ the run's steps, last: everything else is drawn
 if live is not None and rv.play_live(*live) == "done":

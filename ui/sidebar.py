@@ -18,6 +18,7 @@ import streamlit as st
 
 from diffusion_core.devices import cuda_available, resolve_device
 
+from .exercise_progress import progress
 from .i18n import DEFAULT_LANGUAGE, LANGUAGE_NAMES, LANGUAGES, Translator
 
 APP_DIR = Path(__file__).resolve().parent.parent
@@ -84,6 +85,7 @@ def sidebar(page_id: str) -> Translator:
         st.markdown(f"**{tr('common.app_name')}**")
         for path, pid, icon in available_pages():
             st.page_link(path, label=tr(f"nav.{pid}"), icon=icon)
+        _exercise_progress(tr)
 
         st.divider()
         seed_key = _persistent_widget("seed", DEFAULT_SEED)
@@ -114,6 +116,16 @@ def sidebar(page_id: str) -> Translator:
         if not has_cuda:
             st.caption(tr("common.no_cuda"))
     return tr
+
+
+def _exercise_progress(tr: Translator) -> None:
+    """One compact line per page with check-yourself exercises tried: solved/tried (ui.exercise_progress)."""
+    table = progress(st.session_state)
+    lines = [tr("exercises.progress_line", page=tr(f"nav.{pid}"), solved=len(p.solved), tried=len(p.tried))
+             for _, pid, _ in PAGES if (p := table.get(pid)) and p.tried]
+    text = "  \n".join(lines) if lines else tr("exercises.progress_none")
+    st.caption(f"**{tr('exercises.progress_title')}** · {text}" if not lines else
+               f"**{tr('exercises.progress_title')}**  \n{text}", help=tr("exercises.progress_help"))
 
 
 def current_seed() -> int:
