@@ -71,8 +71,8 @@ st.caption(tr("gaussian.se_note"))
 # ------------------------------------------------------------------ 2-D isotropic
 st.header(tr("gaussian.iso_title"))
 st.markdown(tr("gaussian.iso_intro"))
-st.latex(r"\mathcal{N}(\mathbf{x}; \boldsymbol{\mu}, \sigma^2\mathbf{I}) = (2\pi\sigma^2)^{-d/2}\,"
-         r"\exp\!\left(-\frac{\lVert \mathbf{x}-\boldsymbol{\mu} \rVert^2}{2\sigma^2}\right)")
+st.latex(r"\begin{aligned}\mathcal{N}(\mathbf{x}; \boldsymbol{\mu}, \sigma^2\mathbf{I}) &= (2\pi\sigma^2)^{-d/2}\\ "
+         r"&\times \exp\!\left(-\frac{\lVert \mathbf{x}-\boldsymbol{\mu} \rVert^2}{2\sigma^2}\right)\end{aligned}")
 
 c1, c2, c3 = st.columns(3)
 mu1 = c1.slider(tr("gaussian.mu1"), -3.0, 3.0, 0.0, 0.1, key="gaussian_mu1")

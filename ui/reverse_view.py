@@ -73,8 +73,9 @@ def formula_latex(tr: Translator, run: rr.PlayerRun, frame: rr.Frame, schedule: 
         rf"\bar\alpha_{{{prev}}} = {fmt(c.alpha_bar_prev)},\ \alpha = \bar\alpha_t / \bar\alpha_{{{prev}}} = "
         rf"{fmt(c.alpha)},\ \beta = 1 - \alpha = {fmt(c.beta)}",
         (rf"\hat\varepsilon = \varepsilon_\theta(x_t, \varnothing) + s\,\big(\varepsilon_\theta(x_t, y) - "
-         rf"\varepsilon_\theta(x_t, \varnothing)\big),\quad s = {fmt(s.guidance)}" if any(label >= 0 for label in s.labels)
-         else r"\hat\varepsilon = \varepsilon_\theta(x_t, \varnothing)") + cite("guidance"),
+         rf"\varepsilon_\theta(x_t, \varnothing)\big),\quad s = {fmt(s.guidance)}" + cite("guidance")
+         if any(label >= 0 for label in s.labels)
+         else r"\hat\varepsilon = \varepsilon_\theta(x_t, \varnothing)"),  # every label "any": no guidance to cite
         rf"\hat x_0 = \frac{{x_t - \sqrt{{1-\bar\alpha_t}}\,\hat\varepsilon}}{{\sqrt{{\bar\alpha_t}}}} = "
         rf"\frac{{x_t - {fmt(c.sqrt_one_minus_alpha_bar_t)}\,\hat\varepsilon}}{{{fmt(c.sqrt_alpha_bar_t)}}}" + cite("x0"),
         r"\hat x_0 \leftarrow \operatorname{clip}(\hat x_0, -1, 1),\quad \hat\varepsilon \leftarrow "
@@ -116,6 +117,8 @@ class PlayerView:
         st.caption(tr("reverse.panel_ranges"))
         with st.container(border=True):
             self.formulas = st.empty()
+            if run.settings is not None and run.settings.sampler == "ddim":  # formulas are drawn only during a run
+                st.caption(tr("reverse.ddim_notation"))
             st.caption(tr("reverse.strided_note"))
             if run.status == "running":
                 st.caption(tr("reverse.live_note", fps=round(1 / FRAME_INTERVAL)))
