@@ -26,6 +26,11 @@ PANEL_SIDE = 256  # pixels: panels are enlarged (nearest neighbour) to about thi
 FRAME_INTERVAL = 1 / 20  # s between two pictures drawn during a run: at most 20 per second (for one run alone)
 # Pictures in the player's panels are enlarged by the browser without smoothing: pixels stay square.
 PIXELATED_CSS = "<style>[class*='st-key-reverse_panel_'] img { image-rendering: pixelated; }</style>"
+# The step's formulas are wider than a phone (390 px): they scroll sideways, with a visible scroll bar and the
+# right edge fading out so that a student sees there is more; the padding lets the last symbol scroll clear of the fade.
+FORMULAS_CSS = ("<style>.st-key-reverse_formulas .katex-display { overflow-x: auto; padding: 0 2rem 6px 0;"
+                " scrollbar-width: thin; scrollbar-color: #9a9a9a transparent;"
+                " mask-image: linear-gradient(to right, #000 calc(100% - 2rem), transparent); }</style>")
 FORMULA_INTERVAL = 0.4  # s between two redraws of the formulas during a run (KaTeX is slower to draw than a picture)
 
 
@@ -107,7 +112,7 @@ class PlayerView:
     def __init__(self, tr: Translator, run: rr.PlayerRun, schedule: Schedule, x_T: np.ndarray, steps: int):
         """x_T: uint8 [N, H, W], the start (before any run: the one Play would start from); steps: the run's."""
         self.tr, self.run, self.schedule, self.x_T, self.steps = tr, run, schedule, x_T, steps
-        st.html(PIXELATED_CSS)  # style only: Streamlit adds it to the page without taking space
+        st.html(PIXELATED_CSS + FORMULAS_CSS)  # style only: Streamlit adds it to the page without taking space
         self.status = st.empty()
         self.panels = {}
         for col, panel in zip(st.columns(5), rr.PANELS):
@@ -115,7 +120,7 @@ class PlayerView:
                 st.markdown(tr(f"reverse.panel_{panel}"))
                 self.panels[panel] = st.container(key=f"reverse_panel_{panel}").empty()
         st.caption(tr("reverse.panel_ranges"))
-        with st.container(border=True):
+        with st.container(border=True, key="reverse_formulas"):
             self.formulas = st.empty()
             if run.settings is not None and run.settings.sampler == "ddim":  # formulas are drawn only during a run
                 st.caption(tr("reverse.ddim_notation"))
