@@ -38,7 +38,7 @@ c1, c2, c3 = st.columns(3)
 mu = c1.slider(tr("gaussian.mu"), -3.0, 3.0, 0.0, 0.1, key="gaussian_mu", help=tr("gaussian.mu_help"))
 sigma = c2.slider(tr("gaussian.sigma"), 0.05, 5.0, 1.0, 0.05, key="gaussian_sigma", help=tr("gaussian.sigma_help"))
 n = c3.select_slider(tr("gaussian.n_samples"), N_OPTIONS, value=1_000, key="gaussian_n",
-                     format_func=lambda v: f"{v:,}", help=tr("gaussian.n_help"))
+                     format_func=lambda v: f"{v:,}".replace(",", "\u202f"), help=tr("gaussian.n_help"))  # 100 000: a narrow space, never a comma
 
 rng = np.random.default_rng(current_seed())
 samples = sample_normal(mu, sigma, n, rng)
