@@ -26,11 +26,11 @@ PANEL_SIDE = 256  # pixels: panels are enlarged (nearest neighbour) to about thi
 FRAME_INTERVAL = 1 / 20  # s between two pictures drawn during a run: at most 20 per second (for one run alone)
 # Pictures in the player's panels are enlarged by the browser without smoothing: pixels stay square.
 PIXELATED_CSS = "<style>[class*='st-key-reverse_panel_'] img { image-rendering: pixelated; }</style>"
-# The step's formulas are wider than a phone (390 px): they scroll sideways, with a visible scroll bar and the
+# The step's formulas are wider than a phone (390 px): there they scroll sideways, with a scroll bar and the
 # right edge fading out so that a student sees there is more; the padding lets the last symbol scroll clear of the fade.
-FORMULAS_CSS = ("<style>.st-key-reverse_formulas .katex-display { overflow-x: auto; padding: 0 2rem 6px 0;"
-                " scrollbar-width: thin; scrollbar-color: #9a9a9a transparent;"
-                " mask-image: linear-gradient(to right, #000 calc(100% - 2rem), transparent); }</style>")
+FORMULAS_CSS = ("<style>@media (max-width: 760px) { .st-key-reverse_formulas .katex-display { overflow-x: auto;"
+                " padding: 0 2rem 6px 0; scrollbar-width: thin; scrollbar-color: #9a9a9a transparent;"
+                " mask-image: linear-gradient(to right, #000 calc(100% - 2rem), transparent); } }</style>")
 FORMULA_INTERVAL = 0.4  # s between two redraws of the formulas during a run (KaTeX is slower to draw than a picture)
 
 
