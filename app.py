@@ -8,8 +8,8 @@ tr = sidebar("home")
 
 st.title(tr("home.title"))
 st.markdown(tr("home.intro"))
-st.latex(r"q(x_t \mid x_{t-1}) = \mathcal{N}\!\left(x_t;\ \sqrt{1-\beta_t}\,x_{t-1},\ \beta_t \mathbf{I}\right)"
-         r"\qquad p_\theta(x_{t-1} \mid x_t) = \mathcal{N}\!\left(x_{t-1};\ \mu_\theta(x_t, t),\ \sigma_t^2 \mathbf{I}\right)")
+st.latex(r"\begin{aligned}q(x_t \mid x_{t-1}) &= \mathcal{N}\!\left(x_t;\ \sqrt{1-\beta_t}\,x_{t-1},\ \beta_t \mathbf{I}\right)\\"
+         r"p_\theta(x_{t-1} \mid x_t) &= \mathcal{N}\!\left(x_{t-1};\ \mu_\theta(x_t, t),\ \sigma_t^2 \mathbf{I}\right)\end{aligned}")
 
 st.header(tr("home.path_title"))
 for path, page_id, icon in available_pages()[1:]:

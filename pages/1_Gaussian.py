@@ -39,7 +39,7 @@ c1, c2, c3 = st.columns(3)
 mu = c1.slider(tr("gaussian.mu"), -3.0, 3.0, 0.0, 0.1, key="gaussian_mu", help=tr("gaussian.mu_help"))
 sigma = c2.slider(tr("gaussian.sigma"), 0.05, 5.0, 1.0, 0.05, key="gaussian_sigma", help=tr("gaussian.sigma_help"))
 n = c3.select_slider(tr("gaussian.n_samples"), N_OPTIONS, value=1_000, key="gaussian_n",
-                     format_func=lambda v: f"{v:,}", help=tr("gaussian.n_help"))
+                     format_func=lambda v: f"{v:,}".replace(",", "\u202f"), help=tr("gaussian.n_help"))  # 100 000: a narrow space, never a comma
 
 rng = np.random.default_rng(current_seed())
 samples = sample_normal(mu, sigma, n, rng)
@@ -72,8 +72,8 @@ st.caption(tr("gaussian.se_note"))
 # ------------------------------------------------------------------ 2-D isotropic
 st.header(tr("gaussian.iso_title"))
 st.markdown(tr("gaussian.iso_intro"))
-st.latex(r"\mathcal{N}(\mathbf{x}; \boldsymbol{\mu}, \sigma^2\mathbf{I}) = (2\pi\sigma^2)^{-d/2}\,"
-         r"\exp\!\left(-\frac{\lVert \mathbf{x}-\boldsymbol{\mu} \rVert^2}{2\sigma^2}\right)")
+st.latex(r"\begin{aligned}\mathcal{N}(\mathbf{x}; \boldsymbol{\mu}, \sigma^2\mathbf{I}) &= (2\pi\sigma^2)^{-d/2}\\ "
+         r"&\times \exp\!\left(-\frac{\lVert \mathbf{x}-\boldsymbol{\mu} \rVert^2}{2\sigma^2}\right)\end{aligned}")
 
 c1, c2, c3 = st.columns(3)
 mu1 = c1.slider(tr("gaussian.mu1"), -3.0, 3.0, 0.0, 0.1, key="gaussian_mu1")

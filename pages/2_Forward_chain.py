@@ -64,10 +64,10 @@ def advance(steps: int) -> None:
 
 st.title(tr("forward_chain.title"))
 st.markdown(tr("forward_chain.intro"))
-st.latex(r"q(x_{1:T} \mid x_0) = \prod_{t=1}^{T} q(x_t \mid x_{t-1}), \qquad "
-         r"q(x_t \mid x_{t-1}) = \mathcal{N}\!\left(x_t;\ \sqrt{1-\beta_t}\,x_{t-1},\ \beta_t \mathbf{I}\right)")
-st.latex(r"\Longleftrightarrow\quad x_t = \sqrt{1-\beta_t}\,x_{t-1} + \sqrt{\beta_t}\,\varepsilon_t, "
-         r"\qquad \varepsilon_t \sim \mathcal{N}(\mathbf{0}, \mathbf{I})")
+st.latex(r"\begin{aligned}q(x_{1:T} \mid x_0) &= \prod_{t=1}^{T} q(x_t \mid x_{t-1}),\\ "
+         r"q(x_t \mid x_{t-1}) &= \mathcal{N}\!\left(x_t;\ \sqrt{1-\beta_t}\,x_{t-1},\ \beta_t \mathbf{I}\right)\end{aligned}")
+st.latex(r"\begin{aligned}\Longleftrightarrow\quad x_t &= \sqrt{1-\beta_t}\,x_{t-1} + \sqrt{\beta_t}\,\varepsilon_t,\\ "
+         r"\varepsilon_t &\sim \mathcal{N}(\mathbf{0}, \mathbf{I})\end{aligned}")
 st.markdown(tr("forward_chain.why"))
 st.markdown(tr("forward_chain.try_this"))
 
@@ -98,8 +98,8 @@ if t >= 1:
     c1, c2 = st.columns([1, 3], vertical_alignment="center")
     c1.markdown(tr("forward_chain.step_now", t=t))
     with c2:
-        st.latex(rf"\beta_{{{t}}} = {float(schedule.betas[t]):.5f}:\qquad x_{{{t}}} = "
-                 rf"{float(schedule.alphas[t].sqrt()):.5f}\,x_{{{t - 1}}} + {float(schedule.betas[t].sqrt()):.5f}\,\varepsilon_{{{t}}}")
+        st.latex(rf"\begin{{aligned}}\beta_{{{t}}} &= {float(schedule.betas[t]):.5f}\\ x_{{{t}}} &= "
+                 rf"{float(schedule.alphas[t].sqrt()):.5f}\,x_{{{t - 1}}} + {float(schedule.betas[t].sqrt()):.5f}\,\varepsilon_{{{t}}}\end{{aligned}}")
 else:
     st.info(tr("forward_chain.at_t0"), icon=":material/image:")
 
@@ -138,8 +138,8 @@ c2.plotly_chart(charts.curves_figure(
 # ------------------------------------------------------------- many chains of one pixel
 st.header(tr("forward_chain.marginal_title"))
 st.markdown(tr("forward_chain.marginal_intro", n=N_CHAINS))
-st.latex(r"q(x_t \mid x_0) = \mathcal{N}\!\left(x_t;\ \sqrt{\bar\alpha_t}\,x_0,\ (1-\bar\alpha_t)\mathbf{I}\right),"
-         r"\qquad \bar\alpha_t = \prod_{s=1}^{t} (1-\beta_s)")
+st.latex(r"\begin{aligned}q(x_t \mid x_0) &= \mathcal{N}\!\left(x_t;\ \sqrt{\bar\alpha_t}\,x_0,\ (1-\bar\alpha_t)\mathbf{I}\right),\\"
+         r"\bar\alpha_t &= \prod_{s=1}^{t} (1-\beta_s)\end{aligned}")
 
 pic = picture(name)
 h, w = pic.shape[:2]

@@ -32,11 +32,11 @@ def fmt(v: float) -> str:
 
 st.title(tr("closed_form.title"))
 st.markdown(tr("closed_form.intro"))
-st.latex(r"q(x_t \mid x_0) = \mathcal{N}\!\left(x_t;\ \sqrt{\bar\alpha_t}\,x_0,\ (1-\bar\alpha_t)\mathbf{I}\right)"
-         r"\quad\Longleftrightarrow\quad x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon,"
-         r"\qquad \varepsilon \sim \mathcal{N}(\mathbf{0}, \mathbf{I})")
-st.latex(r"\bar\alpha_t = \prod_{s=1}^{t} \alpha_s,\qquad \alpha_s = 1 - \beta_s,\qquad "
-         r"\mathrm{SNR}_t = \frac{\bar\alpha_t}{1-\bar\alpha_t}")
+st.latex(r"\begin{aligned}q(x_t \mid x_0) &= \mathcal{N}\!\left(x_t;\ \sqrt{\bar\alpha_t}\,x_0,\ (1-\bar\alpha_t)\mathbf{I}\right)\\"
+         r"\Longleftrightarrow\quad x_t &= \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon,\\"
+         r"\varepsilon &\sim \mathcal{N}(\mathbf{0}, \mathbf{I})\end{aligned}")
+st.latex(r"\begin{gathered}\bar\alpha_t = \prod_{s=1}^{t} \alpha_s,\qquad \alpha_s = 1 - \beta_s,\\ "
+         r"\mathrm{SNR}_t = \frac{\bar\alpha_t}{1-\bar\alpha_t}\end{gathered}")
 st.markdown(tr("closed_form.snr_intro"))
 st.markdown(tr("closed_form.try_this"))
 

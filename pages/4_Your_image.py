@@ -92,8 +92,8 @@ for flag, note in ((loaded.animated, "note_animated"), (loaded.rotated, "note_ro
 # ------------------------------------------------------------------ x_t in one jump
 st.header(tr("your_image.forward_header"))
 st.markdown(tr("your_image.forward_intro"))
-st.latex(r"x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon,"
-         r"\qquad \varepsilon \sim \mathcal{N}(\mathbf{0}, \mathbf{I})")
+st.latex(r"\begin{aligned}x_t &= \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon,\\"
+         r"\varepsilon &\sim \mathcal{N}(\mathbf{0}, \mathbf{I})\end{aligned}")
 c1, c2 = st.columns([1, 3])
 kind_schedule = c1.radio(tr("schedule.label"), SCHEDULE_KINDS, key="your_image_schedule", help=tr("schedule.help"),
                          format_func=lambda k: tr(f"schedule.{k}"))

@@ -26,8 +26,8 @@ ICONS = {"play": ":material/play_arrow:", "pause": ":material/pause:", "step": "
 
 st.title(tr("reverse.title"))
 st.markdown(tr("reverse.intro"))
-st.latex(r"p_\theta(x_{t-1} \mid x_t) = \mathcal{N}\!\left(x_{t-1};\ \mu_\theta(x_t, t),\ \sigma_t^2 \mathbf{I}\right),"
-         r"\qquad x_{t-1} = \mu_\theta(x_t, t) + \sigma_t z,\quad z \sim \mathcal{N}(0, \mathbf{I})")
+st.latex(r"\begin{aligned}p_\theta(x_{t-1} \mid x_t) &= \mathcal{N}\!\left(x_{t-1};\ \mu_\theta(x_t, t),\ \sigma_t^2 \mathbf{I}\right),\\"
+         r"x_{t-1} &= \mu_\theta(x_t, t) + \sigma_t z,\\ z &\sim \mathcal{N}(\mathbf{0}, \mathbf{I})\end{aligned}")
 
 device = current_device()
 try:

@@ -326,7 +326,7 @@ def test_formulas_of_a_step_name_their_sources_in_each_language():
     ddim.command("play", settings(steps=2, eta=0.5))
     ddim.start(model)
     latex = formula_latex(TABLES["vi"], ddim, ddim.advance(), model.schedule)
-    assert "Song và cộng sự 2021, phương trình 12" in latex and "phương trình 16" in latex
+    assert "Song và cộng sự, 2021, công thức (12)" in latex and "công thức (16)" in latex
 
 
 def test_extreme_settings_work_and_are_explained():

@@ -17,8 +17,8 @@ from conftest import LANGS, ROOT, assert_clean, assert_no_exception, open_page, 
 GAUSSIAN, CHAIN, CLOSED = "pages/1_Gaussian.py", "pages/2_Forward_chain.py", "pages/3_Closed_form.py"
 TITLES = {
     GAUSSIAN: {"en": "The Gaussian density", "vi": "Mật độ phân phối chuẩn"},
-    CHAIN: {"en": "The forward chain", "vi": "Chuỗi quá trình thuận"},
-    CLOSED: {"en": "The closed form: jump straight to any step", "vi": "Dạng đóng: nhảy thẳng đến bước bất kỳ"},
+    CHAIN: {"en": "The forward chain", "vi": "Chuỗi Markov thuận"},
+    CLOSED: {"en": "The closed form: jump straight to any step", "vi": "Công thức dạng đóng: nhảy thẳng đến bước bất kỳ"},
 }
 SECTIONS = ("gaussian", "forward_chain", "closed_form", "samples", "schedule")
 

@@ -28,6 +28,7 @@ def _layout(fig: go.Figure, x_title: str, y_title: str, title: str | None, heigh
         margin=dict(l=10, r=10, t=40 if title else 10, b=10),
         legend=legend,
         hovermode="closest",
+        separators=". ",  # decimal point, and a space (never a comma) between thousands in ticks and hovers
     )
     return fig
 

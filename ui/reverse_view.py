@@ -26,6 +26,11 @@ PANEL_SIDE = 256  # pixels: panels are enlarged (nearest neighbour) to about thi
 FRAME_INTERVAL = 1 / 20  # s between two pictures drawn during a run: at most 20 per second (for one run alone)
 # Pictures in the player's panels are enlarged by the browser without smoothing: pixels stay square.
 PIXELATED_CSS = "<style>[class*='st-key-reverse_panel_'] img { image-rendering: pixelated; }</style>"
+# The step's formulas are wider than a phone (390 px): there they scroll sideways, with a scroll bar and the
+# right edge fading out so that a student sees there is more; the padding lets the last symbol scroll clear of the fade.
+FORMULAS_CSS = ("<style>@media (max-width: 760px) { .st-key-reverse_formulas .katex-display { overflow-x: auto;"
+                " padding: 0 2rem 6px 0; scrollbar-width: thin; scrollbar-color: #9a9a9a transparent;"
+                " mask-image: linear-gradient(to right, #000 calc(100% - 2rem), transparent); } }</style>")
 FORMULA_INTERVAL = 0.4  # s between two redraws of the formulas during a run (KaTeX is slower to draw than a picture)
 
 
@@ -73,8 +78,9 @@ def formula_latex(tr: Translator, run: rr.PlayerRun, frame: rr.Frame, schedule: 
         rf"\bar\alpha_{{{prev}}} = {fmt(c.alpha_bar_prev)},\ \alpha = \bar\alpha_t / \bar\alpha_{{{prev}}} = "
         rf"{fmt(c.alpha)},\ \beta = 1 - \alpha = {fmt(c.beta)}",
         (rf"\hat\varepsilon = \varepsilon_\theta(x_t, \varnothing) + s\,\big(\varepsilon_\theta(x_t, y) - "
-         rf"\varepsilon_\theta(x_t, \varnothing)\big),\quad s = {fmt(s.guidance)}" if any(label >= 0 for label in s.labels)
-         else r"\hat\varepsilon = \varepsilon_\theta(x_t, \varnothing)") + cite("guidance"),
+         rf"\varepsilon_\theta(x_t, \varnothing)\big),\quad s = {fmt(s.guidance)}" + cite("guidance")
+         if any(label >= 0 for label in s.labels)
+         else r"\hat\varepsilon = \varepsilon_\theta(x_t, \varnothing)"),  # every label "any": no guidance to cite
         rf"\hat x_0 = \frac{{x_t - \sqrt{{1-\bar\alpha_t}}\,\hat\varepsilon}}{{\sqrt{{\bar\alpha_t}}}} = "
         rf"\frac{{x_t - {fmt(c.sqrt_one_minus_alpha_bar_t)}\,\hat\varepsilon}}{{{fmt(c.sqrt_alpha_bar_t)}}}" + cite("x0"),
         r"\hat x_0 \leftarrow \operatorname{clip}(\hat x_0, -1, 1),\quad \hat\varepsilon \leftarrow "
@@ -106,7 +112,7 @@ class PlayerView:
     def __init__(self, tr: Translator, run: rr.PlayerRun, schedule: Schedule, x_T: np.ndarray, steps: int):
         """x_T: uint8 [N, H, W], the start (before any run: the one Play would start from); steps: the run's."""
         self.tr, self.run, self.schedule, self.x_T, self.steps = tr, run, schedule, x_T, steps
-        st.html(PIXELATED_CSS)  # style only: Streamlit adds it to the page without taking space
+        st.html(PIXELATED_CSS + FORMULAS_CSS)  # style only: Streamlit adds it to the page without taking space
         self.status = st.empty()
         self.panels = {}
         for col, panel in zip(st.columns(5), rr.PANELS):
@@ -114,8 +120,10 @@ class PlayerView:
                 st.markdown(tr(f"reverse.panel_{panel}"))
                 self.panels[panel] = st.container(key=f"reverse_panel_{panel}").empty()
         st.caption(tr("reverse.panel_ranges"))
-        with st.container(border=True):
+        with st.container(border=True, key="reverse_formulas"):
             self.formulas = st.empty()
+            if run.settings is not None and run.settings.sampler == "ddim":  # formulas are drawn only during a run
+                st.caption(tr("reverse.ddim_notation"))
             st.caption(tr("reverse.strided_note"))
             if run.status == "running":
                 st.caption(tr("reverse.live_note", fps=round(1 / FRAME_INTERVAL)))
