@@ -41,8 +41,8 @@ st.markdown(tr("posterior.intro"))
 st.latex(r"q(x_{t-1} \mid x_t, x_0) = \mathcal{N}\!\left(x_{t-1};\ \tilde\mu_t(x_t, x_0),\ \tilde\beta_t \mathbf{I}\right)"
          r"\qquad\text{(6)}")
 st.latex(r"\tilde\mu_t(x_t, x_0) = \frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}\,x_0"
-         r" + \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}\,x_t,"
-         r"\qquad \tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\,\beta_t\qquad\text{(7)}")
+         r" + \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}\,x_t,")
+st.latex(r"\tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\,\beta_t\qquad\text{(7)}")
 st.markdown(tr("posterior.why_tractable"))
 
 # ------------------------------------------------------------------ the network and its schedule
@@ -88,6 +88,14 @@ def coefficient_curves(T: int) -> dict[str, dict[str, np.ndarray]]:
     return out
 
 
+def plotted_steps(T: int, t: int, n: int = 200) -> np.ndarray:
+    """About 2n timesteps to draw the curves with (fewer points: a quicker redraw at every slider step): evenly
+    spaced and geometrically spaced (the curves turn sharply near t = 1 and near T), the last steps, and t itself."""
+    even = np.linspace(1, T, n)
+    geometric = np.geomspace(1, T, n)
+    return np.unique(np.concatenate([np.rint(even), np.rint(geometric), T + 1 - np.rint(geometric[:n // 4]), [t]])).astype(int)
+
+
 # ------------------------------------------------------------------ everything the t slider drives
 @st.fragment
 def one_step() -> None:
@@ -98,8 +106,8 @@ def one_step() -> None:
     q = pv.posterior_pictures(digit, t, seed, schedule, pv.schedule_key(schedule))
 
     st.header(tr("posterior.q_header"))
-    st.latex(rf"t = {t}:\quad \tilde\mu_{{{t}}} = {latex_num(a_x0)}\,x_0 + {latex_num(a_xt)}\,x_{{{t}}},\qquad"
-             rf"\tilde\beta_{{{t}}} = {latex_num(v)},\quad \beta_{{{t}}} = {latex_num(float(schedule.betas[t]))}")
+    st.latex(rf"t = {t}:\quad \tilde\mu_{{{t}}} = {latex_num(a_x0)}\,x_0 + {latex_num(a_xt)}\,x_{{{t}}}")
+    st.latex(rf"\tilde\beta_{{{t}}} = {latex_num(v)},\quad \beta_{{{t}}} = {latex_num(float(schedule.betas[t]))}")
     cols = st.columns([1, 1, 1, 2])
     with cols[0]:
         st.image(pv.marked(q.x0, side=SIDE), caption=tr("posterior.cap_x0"), output_format="PNG")
@@ -118,9 +126,9 @@ def one_step() -> None:
     st.subheader(tr("posterior.curves_header"))
     st.markdown(tr("posterior.curves_intro", schedule=tr(f"schedule.{schedule.kind}").lower()))
     curves = coefficient_curves(T)
-    ts = np.arange(1, T + 1)
+    ts = plotted_steps(T, t)
     for col, (key, log_y) in zip(st.columns(3), (("coef_x0", True), ("coef_xt", False), ("ratio", False))):
-        fig = charts.curves_figure(ts, {tr(f"schedule.{k}"): curves[k][key] for k in SCHEDULE_KINDS},
+        fig = charts.curves_figure(ts, {tr(f"schedule.{k}"): curves[k][key][ts - 1] for k in SCHEDULE_KINDS},
                                    tr("schedule.t_axis"), tr(f"posterior.axis_{key}"), marker_x=t,
                                    marker_label=f"t = {t}", title=tr(f"posterior.title_{key}"), log_y=log_y, height=320)
         col.plotly_chart(fig, key=f"posterior_curve_{key}", config={"displayModeBar": False})
@@ -129,9 +137,9 @@ def one_step() -> None:
     # -------------------------------------------------------------- the network's step
     st.header(tr("posterior.p_header"))
     st.markdown(tr("posterior.p_intro"))
-    st.latex(r"\hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\varepsilon_\theta(x_t, t)}{\sqrt{\bar\alpha_t}}\quad\text{(15)},"
-             r"\qquad \mu_\theta(x_t, t) = \tilde\mu_t(x_t, \hat x_0),\qquad"
-             r"p_\theta(x_{t-1} \mid x_t) = \mathcal{N}\!\left(x_{t-1};\ \mu_\theta(x_t, t),\ \sigma_t^2 \mathbf{I}\right)")
+    st.latex(r"\hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\varepsilon_\theta(x_t, t)}{\sqrt{\bar\alpha_t}}\quad\text{(15)}")
+    st.latex(r"\mu_\theta(x_t, t) = \tilde\mu_t(x_t, \hat x_0)")
+    st.latex(r"p_\theta(x_{t-1} \mid x_t) = \mathcal{N}\!\left(x_{t-1};\ \mu_\theta(x_t, t),\ \sigma_t^2 \mathbf{I}\right)")
     net = pv.network_step(digit, label, t, seed, shared, str(device))
     diff, diff_scale = pv.difference_picture(net.mu_theta - q.mu_tilde)
 
@@ -162,20 +170,20 @@ def one_step() -> None:
         fig.add_vline(x=m_q, line=dict(color=charts.PALETTE[1], width=2),
                       annotation_text=tr("posterior.point_mass"), annotation_position="top left")
     st.plotly_chart(fig, key="posterior_density", config={"displayModeBar": False})
-    st.latex(rf"\tilde\mu = {latex_num(m_q)},\ \tilde\beta_{{{t}}} = {latex_num(v)};\qquad"
-             rf"\mu_\theta = {latex_num(m_p)},\ \sigma_{{{t}}}^2 = {latex_num(sigma2)}")
+    st.latex(rf"\tilde\mu = {latex_num(m_q)},\quad \tilde\beta_{{{t}}} = {latex_num(v)}")
+    st.latex(rf"\mu_\theta = {latex_num(m_p)},\quad \sigma_{{{t}}}^2 = {latex_num(sigma2)}")
     kl = pv.kl_numbers(q, net, schedule, variance, row, col)
     if kl is None:
         st.info(tr("posterior.kl_t1"), icon=":material/info:")
     else:
-        st.latex(r"D_\mathrm{KL}\!\left(\mathcal{N}(\tilde\mu, \tilde\beta_t)\,\|\,\mathcal{N}(\mu_\theta, \sigma_t^2)\right)"
+        st.latex(r"D_\mathrm{KL}(q\,\|\,p_\theta)"
                  r" = \tfrac12\left(\log\frac{\sigma_t^2}{\tilde\beta_t} + \frac{\tilde\beta_t + (\tilde\mu - \mu_\theta)^2}"
                  r"{\sigma_t^2} - 1\right)")
         k1, k2, k3 = st.columns(3)
         k1.metric(tr("posterior.kl_pixel"), f"{kl.pixel_nats:.4g}")
         k2.metric(tr("posterior.kl_direct"), f"{kl.direct_bpd:.4g}")
         k3.metric(tr("posterior.kl_eq12"), f"{kl.eq12_bpd:.4g}")
-        st.latex(r"L_{t-1} = \sum_{\text{pixels}} D_\mathrm{KL} = C + \frac{\beta_t^2}{2\sigma_t^2\,\alpha_t\,(1-\bar\alpha_t)}"
+        st.latex(r"L_{t-1} = C + \frac{\beta_t^2}{2\sigma_t^2\,\alpha_t\,(1-\bar\alpha_t)}"
                  r"\left\|\varepsilon - \varepsilon_\theta(x_t, t)\right\|^2\quad\text{(12)}")
         st.markdown(tr("posterior.kl_read", gap=f"{abs(kl.direct_bpd - kl.eq12_bpd):.1e}"))
 
@@ -183,8 +191,8 @@ def one_step() -> None:
     st.header(tr("posterior.faces_header"))
     st.markdown(tr("posterior.faces_intro"))
     st.latex(r"\tilde\mu_t = \frac{1}{\sqrt{\alpha_t}}\left(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\,\varepsilon\right)"
-             r"\quad\text{(10)},\qquad"
-             r"\mu_\theta = \frac{1}{\sqrt{\alpha_t}}\left(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\,\varepsilon_\theta(x_t, t)\right)"
+             r"\quad\text{(10)}")
+    st.latex(r"\mu_\theta = \frac{1}{\sqrt{\alpha_t}}\left(x_t - \frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\,\varepsilon_\theta(x_t, t)\right)"
              r"\quad\text{(11)}")
     checks = (("faces_eq10", q.mu_tilde_eq10 - q.mu_tilde), ("faces_eq11", net.mu_eq11 - net.mu_theta),
               ("faces_eps", net.eps_back - net.eps_hat), ("faces_x0", net.x0_back - net.x0_hat))
