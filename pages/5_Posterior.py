@@ -40,7 +40,7 @@ st.title(tr("posterior.title"))
 st.markdown(tr("posterior.intro"))
 st.latex(r"q(x_{t-1} \mid x_t, x_0) = \mathcal{N}\!\left(x_{t-1};\ \tilde\mu_t(x_t, x_0),\ \tilde\beta_t \mathbf{I}\right)"
          r"\qquad\text{(6)}")
-st.latex(r"\tilde\mu_t(x_t, x_0) = \frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}\,x_0"
+st.latex(r"\tilde\mu_t = \frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}\,x_0"
          r" + \frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}\,x_t,")
 st.latex(r"\tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\,\beta_t\qquad\text{(7)}")
 st.markdown(tr("posterior.why_tractable"))
@@ -107,17 +107,19 @@ def one_step() -> None:
 
     st.header(tr("posterior.q_header"))
     st.latex(rf"t = {t}:\quad \tilde\mu_{{{t}}} = {latex_num(a_x0)}\,x_0 + {latex_num(a_xt)}\,x_{{{t}}}")
-    st.latex(rf"\tilde\beta_{{{t}}} = {latex_num(v)},\quad \beta_{{{t}}} = {latex_num(float(schedule.betas[t]))}")
+    beta_t = float(schedule.betas[t])
+    st.latex(rf"\beta_{{{t}}} = {latex_num(beta_t)},\quad \tilde\beta_{{{t}}} = {latex_num(v / beta_t)}\,\beta_{{{t}}}"
+             rf" = {latex_num(v)}")
     cols = st.columns([1, 1, 1, 2])
     with cols[0]:
-        st.image(pv.marked(q.x0, side=SIDE), caption=tr("posterior.cap_x0"), output_format="PNG")
+        st.image(pv.marked(q.x0, side=SIDE), caption=tr("posterior.cap_x0"), output_format="PNG", width="stretch")
     with cols[1]:
-        st.image(pv.marked(q.x_t, side=SIDE), caption=tr("posterior.cap_xt", t=t), output_format="PNG")
+        st.image(pv.marked(q.x_t, side=SIDE), caption=tr("posterior.cap_xt", t=t), output_format="PNG", width="stretch")
     with cols[2]:
-        st.image(pv.marked(q.mu_tilde, side=SIDE), caption=tr("posterior.cap_mu_tilde", t=t), output_format="PNG")
+        st.image(pv.marked(q.mu_tilde, side=SIDE), caption=tr("posterior.cap_mu_tilde", t=t), output_format="PNG", width="stretch")
     with cols[3]:
         st.image(pv.marked(pv.draws_grid(q.draws), side=2 * SIDE), caption=tr("posterior.cap_draws", k=pv.N_DRAWS, t=t),
-                 output_format="PNG")
+                 output_format="PNG", width="stretch")
     rms = float(np.sqrt(np.mean((q.draws - q.mu_tilde) ** 2)))
     st.markdown(tr("posterior.draws_check", rms=fmt(rms), std=fmt(v**0.5), n=q.draws.size))
     if t == 1:
@@ -156,7 +158,7 @@ def one_step() -> None:
                 (q.mu_tilde, tr("posterior.cap_mu_tilde", t=t)),
                 (diff, tr("posterior.cap_diff", scale=fmt(diff_scale))))
     for target, (x, caption) in zip(cols, pictures):
-        target.image(pv.marked(x, row, col, side=SIDE), caption=caption, output_format="PNG")
+        target.image(pv.marked(x, row, col, side=SIDE), caption=caption, output_format="PNG", width="stretch")
     st.caption(tr("posterior.mark_note"))
 
     st.subheader(tr("posterior.pixel_header", row=row, col=col))
@@ -176,7 +178,7 @@ def one_step() -> None:
     if kl is None:
         st.info(tr("posterior.kl_t1"), icon=":material/info:")
     else:
-        st.latex(r"D_\mathrm{KL}(q\,\|\,p_\theta)"
+        st.latex(r"D_\mathrm{KL}"
                  r" = \tfrac12\left(\log\frac{\sigma_t^2}{\tilde\beta_t} + \frac{\tilde\beta_t + (\tilde\mu - \mu_\theta)^2}"
                  r"{\sigma_t^2} - 1\right)")
         k1, k2, k3 = st.columns(3)
