@@ -120,8 +120,7 @@ def one_step() -> None:
     with cols[3]:
         st.image(pv.marked(pv.draws_grid(q.draws), side=2 * SIDE), caption=tr("posterior.cap_draws", k=pv.N_DRAWS, t=t),
                  output_format="PNG", width="stretch")
-    rms = float(np.sqrt(np.mean((q.draws - q.mu_tilde) ** 2)))
-    st.markdown(tr("posterior.draws_check", rms=fmt(rms), std=fmt(v**0.5), n=q.draws.size))
+    st.markdown(tr("posterior.draws_check", rms=fmt(pv.draws_rms(q)), std=fmt(v**0.5), n=q.draws.size))
     if t == 1:
         st.info(tr("posterior.t1_note"), icon=":material/info:")
 

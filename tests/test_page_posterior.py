@@ -110,6 +110,11 @@ def test_defaults_and_numbers(lang, model):
     assert kl_eq12 == pytest.approx(kl_direct, rel=1e-3)
     assert len(faces(at)) == 4 and all(v < 1e-9 for v in faces(at)), faces(at)
     assert any(tr("posterior.label_known", label=3) == c.value for c in at.caption)
+    # the draws' spread around mu~_t against sqrt(beta~_t) of eq. 7: 3136 values, a relative standard error of ~1.3 %
+    draws = next(m.value for m in at.markdown if "3136" in m.value)
+    rms, std = (float(v) for v in re.findall(r"(?<![\w{])(0\.[0-9]+)", draws))
+    assert rms == pytest.approx(std, rel=0.05)
+    assert std == pytest.approx(math.sqrt(ref["var_q"]), rel=1e-3)
     assert len(at.get("plotly_chart")) == 4
 
 

@@ -89,6 +89,11 @@ def network_step(digit: np.ndarray, label: int, t: int, seed: int, _shared: Shar
                        x0_back=_np(x0_from_mean(x_t, p.mean, t, schedule)))
 
 
+def draws_rms(q: PosteriorPictures) -> float:
+    """Root-mean-square distance of the draws of x_{t-1} from mu~_t over all their pixels: an estimate of sqrt(beta~_t)."""
+    return float(np.sqrt(np.mean((q.draws - q.mu_tilde) ** 2)))
+
+
 def schedule_key(schedule: Schedule) -> str:
     return f"{schedule.kind}-{schedule.T}"
 
