@@ -21,6 +21,7 @@ tr = sidebar("posterior")
 UPLOAD = "upload"
 DEFAULT_DIGIT = "digit_3"
 SIDE = 224  # pixels of each enlarged 28x28 picture
+X0_HAT_NOTE = 1.5  # above this |x0_hat|, a note says why the predicted clean image leaves [-1, 1]
 
 
 def fmt(v: float) -> str:
@@ -159,6 +160,9 @@ def one_step() -> None:
     for target, (x, caption) in zip(cols, pictures):
         target.image(pv.marked(x, row, col, side=SIDE), caption=caption, output_format="PNG", width="stretch")
     st.caption(tr("posterior.mark_note"))
+    peak = float(np.abs(net.x0_hat).max())
+    if peak > X0_HAT_NOTE:
+        st.caption(tr("posterior.x0_hat_wild", peak=fmt(peak), sqrt_abar=fmt(float(schedule.sqrt_alpha_bars[t]))))
 
     st.subheader(tr("posterior.pixel_header", row=row, col=col))
     m_q, m_p = float(q.mu_tilde[row, col]), float(net.mu_theta[row, col])

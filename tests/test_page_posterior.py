@@ -134,6 +134,8 @@ def test_extreme_timesteps(lang, t, model):
         assert all(math.isfinite(v) for v in (kl_pixel, kl_direct, kl_eq12))
         assert kl_pixel == pytest.approx(ref["kl_pixel"], rel=5e-3, abs=1e-9)
         assert kl_eq12 == pytest.approx(kl_direct, rel=1e-3, abs=1e-9)
+    wild = tr.table["posterior.x0_hat_wild"].split("{")[0]  # at t = T, x0_hat is far outside [-1, 1]: the note says why
+    assert any(c.value.startswith(wild) for c in at.caption) == (t == T)
     for fig in at.get("plotly_chart"):  # no inf or nan reaches a chart
         for trace in json.loads(fig.proto.spec)["data"]:
             for axis in ("x", "y"):
