@@ -4,15 +4,21 @@ q(x_{t-1} | x_t, x_0) = N(x_{t-1}; mu~_t(x_t, x_0), beta~_t I) with
     mu~_t = sqrt(abar_{t-1}) beta_t / (1 - abar_t) x_0 + sqrt(alpha_t) (1 - abar_{t-1}) / (1 - abar_t) x_t,
     beta~_t = (1 - abar_{t-1}) / (1 - abar_t) beta_t.
 At t = 1, abar_0 = 1 gives mu~_1 = x_0 and beta~_1 = 0.
+
+The network's step p_theta(x_{t-1} | x_t) (sec. 3.2) follows: it plugs its predicted clean image x0_hat
+(eq. 15) into mu~_t, and eps, x_0 and mu are three faces of one prediction (eqs. 10-11, 15).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 from .forward import check_timesteps, extract
+from .samplers import DdpmVariance, EpsFn, predict_x0_from_eps
 from .schedules import Schedule
 
 
@@ -49,3 +55,85 @@ def q_posterior_mean_variance(x0: Tensor, xt: Tensor, t: int | Tensor, schedule:
     mean = extract(c.coef_x0, t, xt) * x0 + extract(c.coef_xt, t, xt) * xt
     variance = extract(c.variance, t, xt).expand_as(xt)
     return mean, variance
+
+
+def posterior_variance_ratio(schedule: Schedule) -> Tensor:
+    """beta~_t / beta_t = (1 - abar_{t-1}) / (1 - abar_t) for t = 1..T, float64 [T + 1] (index 0 set to 0)
+    (Ho et al. 2020, eq. 7). It is 0 at t = 1 (abar_0 = 1: x_0 is known exactly) and below 1 for every t;
+    it tends to 1 when abar_t -> 0, where the two choices sigma_t^2 = beta_t and beta~_t of sec. 3.2 agree."""
+    ratio = posterior_coefficients(schedule).variance / schedule.betas.clamp(min=torch.finfo(torch.float64).tiny)
+    ratio[0] = 0.0
+    return ratio
+
+
+def model_variance(schedule: Schedule, t: int, variance: DdpmVariance) -> float:
+    """sigma_t^2 of p_theta(x_{t-1} | x_t) (Ho et al. 2020, sec. 3.2): beta_t, or beta~_t. At t = 1,
+    beta~_1 = 0, so "beta_tilde" uses beta~_2 there, as Ho et al.'s code does (its decoder, eq. 13)."""
+    if not 1 <= t <= schedule.T:
+        raise ValueError(f"t must lie in 1..{schedule.T}, got {t}")
+    if variance == "beta":
+        return float(schedule.betas[t])
+    if variance == "beta_tilde":
+        return float(posterior_coefficients(schedule).variance[max(t, 2)])
+    raise ValueError(f"unknown variance {variance!r}; expected 'beta' or 'beta_tilde'")
+
+
+@dataclass(frozen=True)
+class PMeanVariance:
+    """One reverse step's Gaussian p_theta(x_{t-1} | x_t) = N(mean, variance I); tensors have x_t's shape."""
+
+    eps_hat: Tensor  # the noise prediction eps_theta(x_t, t)
+    x0_hat: Tensor  # predicted clean image (eq. 15), not clipped
+    mean: Tensor  # mu_theta(x_t, t) = mu~_t(x_t, x0_hat) (eqs. 7 and 15, the same as eq. 11)
+    variance: float  # sigma_t^2 (model_variance)
+
+
+def p_mean_variance(eps_fn: EpsFn, x_t: Tensor, t: int, schedule: Schedule,
+                    variance: DdpmVariance = "beta") -> PMeanVariance:
+    """p_theta(x_{t-1} | x_t) of Ho et al. (2020), sec. 3.2: the network does not know x_0, so it plugs
+    x0_hat = (x_t - sqrt(1 - abar_t) eps_theta(x_t, t)) / sqrt(abar_t) (eq. 15) into the posterior mean
+    mu~_t (eq. 7); the result is eq. 11. x_t: [N, C, H, W]; t: one timestep in 1..T for the whole batch."""
+    if not 1 <= t <= schedule.T:
+        raise ValueError(f"t must lie in 1..{schedule.T}, got {t}")
+    eps_hat = eps_fn(x_t, torch.full((x_t.shape[0],), t, dtype=torch.long, device=x_t.device)).to(x_t.dtype)
+    x0_hat = predict_x0_from_eps(x_t, eps_hat, float(schedule.alpha_bars[t]))  # eq. 15
+    mean, _ = q_posterior_mean_variance(x0_hat, x_t, t, schedule)  # eq. 7 with x0_hat for x_0
+    return PMeanVariance(eps_hat=eps_hat, x0_hat=x0_hat, mean=mean, variance=model_variance(schedule, t, variance))
+
+
+def mean_from_eps(x_t: Tensor, eps: Tensor, t: int, schedule: Schedule) -> Tensor:
+    """mu = 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - abar_t) eps) (Ho et al. 2020, eqs. 10-11). With the true
+    eps of x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps this is mu~_t(x_t, x_0) (eq. 10); with eps_theta, mu_theta."""
+    beta, alpha, abar = (float(v[t]) for v in (schedule.betas, schedule.alphas, schedule.alpha_bars))
+    return (x_t - beta / math.sqrt(1 - abar) * eps) / math.sqrt(alpha)
+
+
+def eps_from_mean(x_t: Tensor, mean: Tensor, t: int, schedule: Schedule) -> Tensor:
+    """Eq. 11 of Ho et al. (2020) solved for eps: eps = (x_t - sqrt(alpha_t) mu) sqrt(1 - abar_t) / beta_t."""
+    beta, alpha, abar = (float(v[t]) for v in (schedule.betas, schedule.alphas, schedule.alpha_bars))
+    return (x_t - math.sqrt(alpha) * mean) * math.sqrt(1 - abar) / beta
+
+
+def x0_from_mean(x_t: Tensor, mean: Tensor, t: int, schedule: Schedule) -> Tensor:
+    """Eq. 7 of Ho et al. (2020) solved for x_0: x_0 = (mu - coef_xt x_t) / coef_x0 (coef_x0 > 0 for every t)."""
+    c = posterior_coefficients(schedule)
+    return (mean - float(c.coef_xt[t]) * x_t) / float(c.coef_x0[t])
+
+
+def eps_mse_weight(schedule: Schedule, t: int, sigma2: float) -> float:
+    """beta_t^2 / (2 sigma_t^2 alpha_t (1 - abar_t)) of Ho et al. (2020), eq. 12: L_{t-1} - C equals this
+    weight times ||eps - eps_theta(x_t, t)||^2 (from ||mu~_t - mu_theta||^2 / (2 sigma_t^2), eq. 8, and eqs. 10-11)."""
+    beta, alpha, abar = (float(v[t]) for v in (schedule.betas, schedule.alphas, schedule.alpha_bars))
+    return beta**2 / (2 * sigma2 * alpha * (1 - abar))
+
+
+def posterior_kl_from_eps(eps: Tensor, eps_hat: Tensor, t: int, schedule: Schedule, sigma2: float) -> Tensor:
+    """KL(q(x_{t-1} | x_t, x_0) || p_theta(x_{t-1} | x_t)) summed over the pixels, in nats, per image [N], for
+    t >= 2, by eq. 12 of Ho et al. (2020): C + weight ||eps - eps_hat||^2, with C the KL of two Gaussians
+    with equal means and variances beta~_t and sigma_t^2 (C = 0 when sigma_t^2 = beta~_t)."""
+    if not 2 <= t <= schedule.T:
+        raise ValueError(f"the KL form needs t in 2..{schedule.T} (beta~_1 = 0), got {t}")
+    beta_tilde = float(posterior_coefficients(schedule).variance[t])
+    dims = eps[0].numel()
+    c = 0.5 * (math.log(sigma2 / beta_tilde) + beta_tilde / sigma2 - 1.0) * dims
+    return c + eps_mse_weight(schedule, t, sigma2) * ((eps - eps_hat) ** 2).flatten(1).sum(1)
