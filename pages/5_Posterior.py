@@ -3,6 +3,7 @@ the network's p_theta(x_{t-1} | x_t) that plugs in its x0_hat (eqs. 11, 15), the
 and eps, x_0 and mu as three faces of one prediction (eqs. 10-11, 15)."""
 
 from ui.sidebar import sidebar, current_seed, current_device
+from ui.exercises import check_yourself
 
 import numpy as np
 import streamlit as st
@@ -209,3 +210,5 @@ one_step()
 
 st.header(tr("posterior.next_header"))
 st.markdown(tr("posterior.next"))
+
+check_yourself(tr, "posterior")

@@ -116,6 +116,8 @@ PAGES = [
     ("pages/3_Closed_form.py", {}),
     ("pages/3_Closed_form.py", dict(closed_form_T=4000, closed_form_t=1)),
     ("pages/4_Your_image.py", dict(your_image_source="sample")),
+    ("pages/5_Posterior.py", {}),
+    ("pages/5_Posterior.py", dict(posterior_t=1)),
     ("pages/7_Reverse_process.py", {}),
 ]
 
