@@ -1,0 +1,112 @@
+"""The figures of the "How many steps?" page: pixel paths against lambda, and the benchmark's sweep.
+Layout only: the curves come from diffusion_core.ode_paths, the numbers from ui.steps_run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from diffusion_core.ode_paths import PixelPath, step_curves
+from ui.charts import PALETTE
+from ui.i18n import Translator
+from ui.steps_run import SweepRow
+
+SAMPLER_COLORS = {"ddpm": PALETTE[1], "ddim": PALETTE[0], "dpm_solver++": PALETTE[2]}
+REFERENCE_COLOR = "#9a9a9a"
+
+
+def lam_end(paths: Sequence[PixelPath]) -> float:
+    """Where the charts draw lambda = +inf (x_0): two units past the largest finite lambda of the runs,
+    where sigma ~ e^{-lambda} is already below 1/100 of the least noisy step's."""
+    return float(np.ceil(max(float(p.lam[-2]) for p in paths))) + 2.0
+
+
+def path_figure(tr: Translator, run: PixelPath, reference: PixelPath, sampler: str, title: str,
+                height: int = 380) -> go.Figure:
+    """Each followed pixel (one colour each): the ODE's path (the fine reference run, thin and grey), the
+    run's steps (dots) joined by the curve each step follows, and, where the step moved with a corrected
+    prediction (DPM-Solver++(2M)), the Euler step from the same point, dashed."""
+    end = lam_end([run, reference])
+    fig = go.Figure()
+    _, ref_curve, _ = step_curves(reference, end, points=4)
+    ref_lam = np.concatenate([np.linspace(a, b, 4) for a, b in zip(reference.lam[:-1], np.minimum(reference.lam[1:], end))])
+    lams, used, euler = step_curves(run, end)
+    corrected = np.abs(used - euler).max(axis=(1, 2)) > 1e-4  # steps whose prediction was not x0_hat
+    n_pix = run.x.shape[1]
+    point_lam = np.minimum(run.lam, end)
+    for p in range(n_pix):
+        color = PALETTE[(p + 3) % len(PALETTE)] if n_pix > 1 else SAMPLER_COLORS.get(sampler, PALETTE[0])
+        name = tr("steps.pixel_name", i=p + 1)
+        fig.add_trace(go.Scatter(x=ref_lam, y=ref_curve[:, :, p].ravel(), mode="lines", name=tr("steps.curve_ode"),
+                                 legendgroup="ode", showlegend=p == 0, line=dict(color=REFERENCE_COLOR, width=4),
+                                 opacity=0.55, hoverinfo="skip"))
+        if sampler == "ddpm":  # not an ODE solver: its steps add noise, so only the points are joined
+            fig.add_trace(go.Scatter(x=point_lam, y=run.x[:, p], mode="lines+markers", name=name,
+                                     line=dict(color=color, width=1.5, dash="dot"), marker=dict(size=7)))
+            continue
+        fig.add_trace(go.Scatter(x=lams.ravel(), y=used[:, :, p].ravel(), mode="lines", name=name, legendgroup=name,
+                                 line=dict(color=color, width=2), hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=point_lam, y=run.x[:, p], mode="markers", name=name, legendgroup=name,
+                                 showlegend=False, marker=dict(color=color, size=8, line=dict(color="white", width=1))))
+        if corrected.any():
+            xs = np.concatenate([np.append(lams[i], np.nan) for i in np.flatnonzero(corrected)])
+            ys = np.concatenate([np.append(euler[i, :, p], np.nan) for i in np.flatnonzero(corrected)])
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=tr("steps.curve_euler"), legendgroup="euler",
+                                     showlegend=p == 0, line=dict(color=color, width=1.5, dash="dash"),
+                                     hoverinfo="skip"))
+    ticks = [v for v in range(int(np.floor(float(reference.lam[0]))), int(end) - 1) if v % 2 == 0]
+    fig.update_xaxes(title=tr("steps.path_x"), tickvals=[*ticks, end], ticktext=[str(v) for v in ticks] + ["+∞ (x₀)"])
+    fig.update_yaxes(title=tr("steps.path_y"))
+    fig.update_layout(title=dict(text=title, x=0.0, xanchor="left", font=dict(size=15)), height=height,
+                      margin=dict(l=10, r=10, t=40, b=10), hovermode="closest",
+                      legend=dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=0.0))
+    return fig
+
+
+def sweep_series(rows: Sequence[SweepRow]) -> dict[tuple[str, str], list[SweepRow]]:
+    """The rows grouped into lines (sampler, spacing), each sorted by network evaluations."""
+    series: dict[tuple[str, str], list[SweepRow]] = {}
+    for r in rows:
+        series.setdefault((r.sampler, r.spacing), []).append(r)
+    return {k: sorted(v, key=lambda r: r.nfe) for k, v in sorted(series.items())}
+
+
+def _series_name(tr: Translator, sampler: str, spacing: str) -> str:
+    name = tr(f"steps.sampler_{sampler}") if tr.has(f"steps.sampler_{sampler}") else sampler
+    return tr("steps.series", sampler=name, spacing=tr(f"steps.spacing_{spacing}") if tr.has(f"steps.spacing_{spacing}") else spacing)
+
+
+def sweep_figures(tr: Translator, rows: Sequence[SweepRow], height: int = 360) -> tuple[go.Figure, go.Figure]:
+    """Accuracy (with its 95 % interval) and Fréchet distance / floor against network evaluations, one line
+    per sampler and spacing; the targets (99 %, 1.5 x floor) as dotted lines."""
+    acc, fd = go.Figure(), go.Figure()
+    for (sampler, spacing), rs in sweep_series(rows).items():
+        color = SAMPLER_COLORS.get(sampler, PALETTE[4])
+        dash = "solid" if spacing == "linear" else "dash"
+        name = _series_name(tr, sampler, spacing)
+        x = [r.nfe for r in rs]
+        acc.add_trace(go.Scatter(
+            x=x, y=[100 * r.accuracy for r in rs], mode="lines+markers", name=name, line=dict(color=color, dash=dash),
+            error_y=dict(type="data", symmetric=False, array=[100 * (r.accuracy_ci_high - r.accuracy) for r in rs],
+                         arrayminus=[100 * (r.accuracy - r.accuracy_ci_low) for r in rs], thickness=1),
+            hovertemplate="NFE %{x}: %{y:.1f} %<extra>" + name + "</extra>"))
+        fd.add_trace(go.Scatter(x=x, y=[r.fd / r.fd_floor if r.fd_floor > 0 else np.nan for r in rs],
+                                mode="lines+markers", name=name, line=dict(color=color, dash=dash),
+                                hovertemplate="NFE %{x}: %{y:.2f}<extra>" + name + "</extra>"))
+    acc.add_hline(y=99, line=dict(color="#444", dash="dot", width=1), annotation_text=tr("steps.target_accuracy"),
+                  annotation_position="bottom right")
+    fd.add_hline(y=1.5, line=dict(color="#444", dash="dot", width=1), annotation_text=tr("steps.target_fd"),
+                 annotation_position="top right")
+    fd.add_hline(y=1.0, line=dict(color="#444", width=1), annotation_text=tr("steps.floor"),
+                 annotation_position="bottom right")
+    for fig, title, y_title in ((acc, "steps.sweep_acc_title", "steps.sweep_acc_y"),
+                                (fd, "steps.sweep_fd_title", "steps.sweep_fd_y")):
+        fig.update_xaxes(title=tr("steps.sweep_x"), type="log")
+        fig.update_yaxes(title=tr(y_title))
+        fig.update_layout(title=dict(text=tr(title), x=0.0, xanchor="left", font=dict(size=15)), height=height,
+                          margin=dict(l=10, r=10, t=40, b=10),
+                          legend=dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=0.0))
+    fd.update_yaxes(type="log")
+    return acc, fd
