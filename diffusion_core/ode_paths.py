@@ -25,16 +25,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .samplers import half_log_snr, step_coefficients
 from .schedules import Schedule
 
 
-def half_log_snr(schedule: Schedule, t: Sequence[int] | np.ndarray | int) -> np.ndarray:
-    """lambda_t = log(alpha_t / sigma_t) = log(abar_t / (1 - abar_t)) / 2 (Lu et al. 2022a, sec. 3.1);
-    +inf at t = 0. float64, t's shape."""
+def lambdas(schedule: Schedule, t: Sequence[int] | np.ndarray | int) -> np.ndarray:
+    """lambda_t = log(alpha_t / sigma_t) (samplers.half_log_snr) at the timesteps t; +inf at t = 0.
+    float64, t's shape."""
     t = np.asarray(t, dtype=np.int64)
     if t.size and (t.min() < 0 or t.max() > schedule.T):
         raise ValueError(f"t must lie in 0..{schedule.T}")
-    return 0.5 * schedule.log_snr.numpy()[t]
+    return half_log_snr(schedule).numpy()[t]
 
 
 def alpha_sigma(lam: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
@@ -72,48 +73,14 @@ def prediction_used(x_s: np.ndarray, x_next: np.ndarray, lam_s: float, lam_next:
     return (np.asarray(x_next, np.float64) - sigma / sigma_s * np.asarray(x_s, np.float64)) / weight
 
 
-@dataclass(frozen=True)
-class SolverCoefficients:
-    """The numbers in one step t -> t_prev of the data-prediction solvers (Lu et al. 2022b, algorithm 2):
-    x_prev = coef_x x_t + coef_pred P, with P = x0_hat (first order, = DDIM) or
-    P = D = w_now x0_hat(t) - w_before x0_hat(t_before) (second order, 2M)."""
-
-    t: int
-    t_prev: int
-    t_before: int | None  # the timestep of the previous step (None on the first step)
-    lam_t: float  # lambda_t
-    lam_prev: float  # lambda_{t_prev} (+inf when t_prev = 0)
-    h: float  # lambda_prev - lambda_t, the step in lambda
-    r: float | None  # h_before / h, the ratio of the previous step to this one (None on the first step)
-    coef_x: float  # sigma_prev / sigma_t
-    coef_pred: float  # alpha_prev (1 - e^{-h}) = -alpha_prev (e^{-h} - 1)
-    w_now: float | None  # 1 + 1/(2r)
-    w_before: float | None  # 1/(2r)
-    ddim_coef_x: float  # DDIM's x_t coefficient once eps_hat is written with x0_hat: sqrt(1 - abar_prev) / sqrt(1 - abar_t)
-    ddim_coef_x0: float  # and its x0_hat one: sqrt(abar_prev) - sqrt(1 - abar_prev) sqrt(abar_t) / sqrt(1 - abar_t)
-
-
-def solver_coefficients(schedule: Schedule, t: int, t_prev: int, t_before: int | None = None) -> SolverCoefficients:
-    """The coefficients of the step t -> t_prev (t_before > t: the previous step's timestep, for 2M), and
-    next to them DDIM's (Song et al. 2021a, eq. 12 with eta = 0, eps_hat = (x_t - sqrt(abar_t) x0_hat) /
-    sqrt(1 - abar_t) substituted): the first-order solver's coef_x and coef_pred equal them."""
-    if not (0 <= t_prev < t <= schedule.T) or (t_before is not None and not t < t_before <= schedule.T):
-        raise ValueError(f"need 0 <= t_prev < t < t_before <= {schedule.T}, got {t_prev}, {t}, {t_before}")
-    lam_t, lam_prev = (float(v) for v in half_log_snr(schedule, [t, t_prev]))
-    h = lam_prev - lam_t
-    alpha_t, sigma_t = (float(v) for v in alpha_sigma(lam_t))
-    alpha_prev, sigma_prev = (float(v) for v in alpha_sigma(lam_prev))
-    r = w_now = w_before = None
-    if t_before is not None and t_prev > 0:
-        r = (lam_t - float(half_log_snr(schedule, t_before))) / h
-        w_now, w_before = 1 + 1 / (2 * r), 1 / (2 * r)
-    abar_t, abar_prev = float(schedule.alpha_bars[t]), float(schedule.alpha_bars[t_prev])
-    ddim_x = np.sqrt(1 - abar_prev) / np.sqrt(1 - abar_t)
-    return SolverCoefficients(
-        t=t, t_prev=t_prev, t_before=t_before, lam_t=lam_t, lam_prev=lam_prev, h=h, r=r,
-        coef_x=sigma_prev / sigma_t, coef_pred=alpha_prev * -np.expm1(-h), w_now=w_now, w_before=w_before,
-        ddim_coef_x=float(ddim_x), ddim_coef_x0=float(np.sqrt(abar_prev) - ddim_x * np.sqrt(abar_t)),
-    )
+def ddim_in_x0_form(schedule: Schedule, t: int, t_prev: int) -> tuple[float, float]:
+    """DDIM's step (Song et al. 2021a, eq. 12, eta = 0) written with x0_hat alone, as x_prev = a x_t + b x0_hat:
+    substituting eps_hat = (x_t - sqrt(abar_t) x0_hat) / sqrt(1 - abar_t) gives a = sqrt(1 - abar_prev) /
+    sqrt(1 - abar_t) and b = sqrt(abar_prev) - a sqrt(abar_t). The first-order solver's sigma_prev / sigma_t
+    and alpha_prev (1 - e^{-h}) (samplers.dpm_solver_coefficients) are these two numbers."""
+    c = step_coefficients(schedule, t, t_prev, 0.0)
+    a = c.ddim_coef_eps / c.sqrt_one_minus_alpha_bar_t
+    return a, c.ddim_coef_x0 - a * c.sqrt_alpha_bar_t
 
 
 @dataclass(frozen=True)
@@ -136,7 +103,7 @@ def pixel_path(schedule: Schedule, t: Sequence[int], x: np.ndarray, x0_hat: np.n
     if k < 1 or t[-1] != 0 or np.any(np.diff(t) >= 0) or x.shape[0] != k + 1 or x0_hat.shape != (k, *x.shape[1:]):
         raise ValueError(f"need decreasing t down to 0 [K + 1], x [K + 1, P], x0_hat [K, P]; got {t.shape}, "
                          f"{x.shape}, {x0_hat.shape}")
-    lam = half_log_snr(schedule, t)
+    lam = lambdas(schedule, t)
     used = np.stack([prediction_used(x[i], x[i + 1], lam[i], lam[i + 1]) for i in range(k)])
     return PixelPath(t=t, lam=lam, x=x, x0_hat=x0_hat, used=used)
 

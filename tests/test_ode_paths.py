@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from diffusion_core.metrics import Z_95, label_probability, wilson_interval, worst_judged
-from diffusion_core.ode_paths import (alpha_sigma, first_order_path, half_log_snr, pick_pixels, pixel_path,
-                                      prediction_used, solver_coefficients, step_curves)
-from diffusion_core.samplers import ddim_step, sample_eps
+from diffusion_core.ode_paths import (alpha_sigma, ddim_in_x0_form, first_order_path, lambdas, pick_pixels,
+                                      pixel_path, prediction_used, step_curves)
+from diffusion_core.samplers import ddim_step, dpm_solver_coefficients, sample_eps
 from diffusion_core.schedules import make_schedule
 
 SCHEDULE = make_schedule("cosine", 1000)
@@ -21,15 +21,15 @@ SCHEDULE = make_schedule("cosine", 1000)
 def test_lambda_is_half_the_log_snr_and_gives_alpha_and_sigma():
     t = np.array([1, 10, 500, 999, 1000])
     abar = SCHEDULE.alpha_bars.numpy()[t]
-    lam = half_log_snr(SCHEDULE, t)
+    lam = lambdas(SCHEDULE, t)
     np.testing.assert_allclose(lam, 0.5 * np.log(abar / (1 - abar)), rtol=1e-12)
-    assert np.all(np.diff(lam) < 0) and half_log_snr(SCHEDULE, 0) == np.inf  # lambda falls as t grows
+    assert np.all(np.diff(lam) < 0) and lambdas(SCHEDULE, 0) == np.inf  # lambda falls as t grows
     alpha, sigma = alpha_sigma(lam)
     np.testing.assert_allclose(alpha, np.sqrt(abar), rtol=1e-9)
     np.testing.assert_allclose(sigma, np.sqrt(1 - abar), rtol=1e-9)
     assert alpha_sigma(np.inf) == (1.0, 0.0)
     with pytest.raises(ValueError):
-        half_log_snr(SCHEDULE, 1001)
+        lambdas(SCHEDULE, 1001)
 
 
 @pytest.mark.parametrize("clip", [False, True])
@@ -40,30 +40,13 @@ def test_the_first_order_step_is_ddim(clip):
     x_t, eps = torch.randn(4, 1, 5, 5, generator=g, dtype=torch.float64), torch.randn(4, 1, 5, 5, generator=g, dtype=torch.float64)
     for t, t_prev in ((1000, 900), (500, 499), (40, 0)):
         out = ddim_step(x_t, eps, t, t_prev, SCHEDULE, clip=clip)
-        lam_t, lam_prev = half_log_snr(SCHEDULE, [t, t_prev])
+        lam_t, lam_prev = lambdas(SCHEDULE, [t, t_prev])
         x_end = first_order_path(x_t.numpy(), out.x0_hat.numpy(), lam_t, np.array([lam_prev]))[0]
         np.testing.assert_allclose(x_end, out.x_prev.numpy(), atol=1e-9)
         np.testing.assert_allclose(prediction_used(x_t.numpy(), out.x_prev.numpy(), lam_t, lam_prev),
                                    out.x0_hat.numpy(), atol=1e-6)
-        c = solver_coefficients(SCHEDULE, t, t_prev)
-        assert c.coef_x == pytest.approx(c.ddim_coef_x, abs=1e-12)
-        assert c.coef_pred == pytest.approx(c.ddim_coef_x0, abs=1e-12)
-
-
-def test_second_order_weights():
-    """r = h_before / h and D = (1 + 1/(2r)) x0_hat(t) - 1/(2r) x0_hat(t_before) (Lu et al. 2022b, algorithm 2):
-    equal steps in lambda give r = 1, weights 1.5 and 0.5; the last step (to t = 0, h = inf) has none."""
-    lam = half_log_snr(SCHEDULE, np.arange(1001))
-    # three timesteps about equally spaced in lambda
-    t_before, t, t_prev = (int(np.argmin(np.abs(lam - v))) for v in (-2.0, -1.0, 0.0))
-    c = solver_coefficients(SCHEDULE, t, t_prev, t_before)
-    assert c.r == pytest.approx((lam[t] - lam[t_before]) / (lam[t_prev] - lam[t]))
-    assert c.r == pytest.approx(1.0, abs=0.02) and c.w_now == pytest.approx(1 + 1 / (2 * c.r))
-    assert c.w_now - c.w_before == pytest.approx(1.0)  # D is x0_hat when both predictions agree
-    last = solver_coefficients(SCHEDULE, 20, 0, 40)
-    assert last.r is None and last.h == np.inf and last.coef_x == 0.0 and last.coef_pred == 1.0
-    with pytest.raises(ValueError):
-        solver_coefficients(SCHEDULE, 20, 30)
+        c, (a, b) = dpm_solver_coefficients(SCHEDULE, t, t_prev), ddim_in_x0_form(SCHEDULE, t, t_prev)
+        assert (c.coef_xt, c.coef_d) == (pytest.approx(a, abs=1e-12), pytest.approx(b, abs=1e-12))
 
 
 def gaussian_oracle(s: float):
@@ -95,13 +78,28 @@ def test_euler_paths_approach_the_exact_flow_of_gaussian_data():
     assert errors[0] > errors[1] > errors[2] and errors[2] < 0.01, errors
 
 
+def run_path(sampler: str, steps: int, s: float = 0.7, seed: int = 2, spacing: str = "linear"):
+    x_T = torch.randn(1, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    run = list(sample_eps(gaussian_oracle(s), x_T, SCHEDULE, sampler=sampler, steps=steps, clip=False, spacing=spacing))
+    t = [st.t for st in run] + [0]
+    x = np.stack([run[0].x_t[0].numpy()] + [st.x_prev[0].numpy() for st in run])
+    return run, pixel_path(SCHEDULE, t, x, np.stack([st.x0_hat[0].numpy() for st in run]))
+
+
+def test_the_prediction_a_dpm_solver_step_used_is_its_d():
+    """Solving each DPM-Solver++(2M) step for its prediction gives D: the corrected one on second-order
+    steps, x0_hat on first-order ones (the first, and the last two with few steps)."""
+    run, path = run_path("dpm_solver++", 6, spacing="logsnr")
+    for i, st in enumerate(run):
+        np.testing.assert_allclose(path.used[i], st.d[0].numpy(), atol=2e-3)
+        if st.order == 1:
+            np.testing.assert_allclose(path.used[i], path.x0_hat[i], atol=2e-3)
+    assert [st.order for st in run] == [1, 2, 2, 2, 1, 1]
+
+
 def test_step_curves_join_the_points():
-    g = torch.Generator().manual_seed(2)
-    x_T = torch.randn(1, 2, generator=g, dtype=torch.float64)
-    steps = list(sample_eps(gaussian_oracle(0.7), x_T, SCHEDULE, sampler="ddim", steps=4, clip=False))
-    t = [st.t for st in steps] + [0]
-    x = np.stack([steps[0].x_t[0].numpy()] + [st.x_prev[0].numpy() for st in steps])
-    path = pixel_path(SCHEDULE, t, x, np.stack([st.x0_hat[0].numpy() for st in steps]))
+    _, path = run_path("ddim", 4)
+    x = path.x
     lams, used, euler = step_curves(path, lam_end=7.0, points=9)
     assert lams.shape == (4, 9) and used.shape == euler.shape == (4, 9, 2)
     np.testing.assert_allclose(used[:, 0], x[:-1], atol=1e-12)  # each curve starts at its step's x_t

@@ -18,7 +18,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
 
 import numpy as np
 import streamlit as st
@@ -28,13 +27,10 @@ from diffusion_core.classifier import embed, load_classifier
 from diffusion_core.images import unit_to_uint8
 from diffusion_core.metrics import label_probability, wilson_interval, worst_judged
 from diffusion_core.ode_paths import PixelPath, pixel_path
-from diffusion_core.samplers import DEFAULT_GUIDANCE, ReverseProcess, Sampler
+from diffusion_core.samplers import DEFAULT_GUIDANCE, SAMPLERS, SPACINGS, ReverseProcess
 from diffusion_core.weights import PRETRAINED_DIR
 from ui.model import SharedDenoiser
 
-SAMPLERS: tuple[str, ...] = get_args(Sampler)  # ("ddpm", "ddim", "dpm_solver++")
-Spacing = Literal["linear", "logsnr"]
-SPACINGS: tuple[str, ...] = get_args(Spacing)
 STEP_CHOICES: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 25, 50, 100)
 N_COMPARE = 8  # digits in the side-by-side comparison
 REFERENCE_STEPS = 500  # DDIM steps of the ODE's reference path: its error is far below what the chart shows
