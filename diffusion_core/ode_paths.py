@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .samplers import half_log_snr, step_coefficients
+from .samplers import (DpmSolverCoefficients, Spacing, dpm_solver_coefficients, dpm_solver_order, half_log_snr,
+                       step_coefficients, timesteps)
 from .schedules import Schedule
 
 
@@ -81,6 +82,20 @@ def ddim_in_x0_form(schedule: Schedule, t: int, t_prev: int) -> tuple[float, flo
     c = step_coefficients(schedule, t, t_prev, 0.0)
     a = c.ddim_coef_eps / c.sqrt_one_minus_alpha_bar_t
     return a, c.ddim_coef_x0 - a * c.sqrt_alpha_bar_t
+
+
+def dpm_solver_plan(schedule: Schedule, steps: int, spacing: Spacing = "linear",
+                    lower_order_final: bool = True) -> list[DpmSolverCoefficients]:
+    """The coefficients of every step of a DPM-Solver++(2M) run of ``steps`` steps, known before it runs:
+    the timesteps (samplers.timesteps), each step's order (samplers.dpm_solver_order) and, on second-order
+    steps, the previous step's timestep as t_last (Lu et al. 2022, algorithm 2)."""
+    ts = timesteps(schedule, steps, spacing=spacing)
+    plan = []
+    for i, t in enumerate(ts):
+        t_prev = ts[i + 1] if i + 1 < len(ts) else 0
+        order = dpm_solver_order(i, len(ts), t_prev, lower_order_final=lower_order_final)
+        plan.append(dpm_solver_coefficients(schedule, t, t_prev, ts[i - 1] if order == 2 else None))
+    return plan
 
 
 @dataclass(frozen=True)

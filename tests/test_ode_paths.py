@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from diffusion_core.metrics import Z_95, label_probability, wilson_interval, worst_judged
-from diffusion_core.ode_paths import (alpha_sigma, ddim_in_x0_form, first_order_path, lambdas, pick_pixels,
+from diffusion_core.ode_paths import (alpha_sigma, ddim_in_x0_form, dpm_solver_plan, first_order_path, lambdas, pick_pixels,
                                       pixel_path, prediction_used, step_curves)
 from diffusion_core.samplers import ddim_step, dpm_solver_coefficients, sample_eps
 from diffusion_core.schedules import make_schedule
@@ -95,6 +95,13 @@ def test_the_prediction_a_dpm_solver_step_used_is_its_d():
         if st.order == 1:
             np.testing.assert_allclose(path.used[i], path.x0_hat[i], atol=2e-3)
     assert [st.order for st in run] == [1, 2, 2, 2, 1, 1]
+
+
+@pytest.mark.parametrize("spacing", ["linear", "logsnr"])
+def test_the_plan_is_what_a_run_computes_with(spacing):
+    for steps in (1, 2, 6, 20):
+        run, _ = run_path("dpm_solver++", steps, spacing=spacing)
+        assert dpm_solver_plan(SCHEDULE, steps, spacing) == [st.solver for st in run]
 
 
 def test_step_curves_join_the_points():

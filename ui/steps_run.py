@@ -33,7 +33,8 @@ from ui.model import SharedDenoiser
 
 STEP_CHOICES: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 25, 50, 100)
 N_COMPARE = 8  # digits in the side-by-side comparison
-REFERENCE_STEPS = 500  # DDIM steps of the ODE's reference path: its error is far below what the chart shows
+REFERENCE_STEPS = 250  # DDIM steps of the ODE's reference path, even in lambda (about 0.06 apart): far below what the chart shows
+REFERENCE_SPACING = "logsnr"
 JUDGE_CHOICES: tuple[int, ...] = (10, 20, 50, 100, 200)  # digits the quality meter may draw
 JUDGE_BATCH = 50  # digits drawn at once by the quality meter
 WORST_SHOWN = 8
@@ -112,12 +113,12 @@ class RunRecord:
     @property
     def final(self) -> np.ndarray:
         """uint8 [N, 28, 28]: x_0 for display."""
-        return unit_to_uint8(self.x[-1])
+        return unit_to_uint8(self.x[-1, :, 0])
 
     def path(self, schedule, digit: int, pixels: list[tuple[int, int]]) -> PixelPath:
         """The path of a few pixels (row, col) of one digit, against lambda."""
         rows, cols = np.array([p[0] for p in pixels]), np.array([p[1] for p in pixels])
-        return pixel_path(schedule, self.t, self.x[:, digit, rows, cols], self.x0_hat[:, digit, rows, cols])
+        return pixel_path(schedule, self.t, self.x[:, digit, 0, rows, cols], self.x0_hat[:, digit, 0, rows, cols])
 
 
 def _process(shared: SharedDenoiser, labels: list[int], sampler: str, steps: int, spacing: str, seed: int,
@@ -152,12 +153,12 @@ def run(shared: SharedDenoiser, key: RunKey, on_step: Progress = lambda i, n: No
 
 def reference(shared: SharedDenoiser, key: RunKey, digit: int, on_step: Progress = lambda i, n: None) -> RunRecord:
     """The ODE's path for digit ``digit`` of ``key``'s batch: DDIM over REFERENCE_STEPS from the same x_T."""
-    ref_key = RunKey(labels=(key.labels[digit],), sampler="ddim", steps=REFERENCE_STEPS, spacing="linear",
+    ref_key = RunKey(labels=(key.labels[digit],), sampler="ddim", steps=REFERENCE_STEPS, spacing=REFERENCE_SPACING,
                      seed=key.seed, device=key.device, guidance=key.guidance)
 
     def compute() -> RunRecord:
         x_T = torch.randn((len(key.labels), 1, 28, 28), generator=torch.Generator().manual_seed(key.seed))
-        process = _process(shared, [key.labels[digit]], "ddim", REFERENCE_STEPS, "linear", key.seed,
+        process = _process(shared, [key.labels[digit]], "ddim", REFERENCE_STEPS, REFERENCE_SPACING, key.seed,
                            x_start=x_T[digit:digit + 1], guidance=key.guidance)
         return _record(shared, process, ref_key, on_step)
     return shared_memo().get(("reference", ref_key, len(key.labels), digit), compute)
@@ -246,21 +247,30 @@ class SweepRow:
     fd: float
     fd_floor: float
     seconds_16: float  # time for 16 digits on the benchmark's machine
+    lower_order_final: bool = True  # DPM-Solver++: first order on the step before x_0 with few steps (its default)
 
 
-def load_sweep(path: Path | None = None) -> list[SweepRow] | None:
-    """The rows of the benchmark's sweep, or None when the file is not there. Raises SweepError naming the
-    file when it is there but is not a list of rows with the expected fields."""
+@dataclass(frozen=True)
+class Sweep:
+    rows: list[SweepRow]
+    machine: str  # where it was measured (the file's meta.machine), "" if it does not say
+
+
+def load_sweep(path: Path | None = None) -> Sweep | None:
+    """The benchmark's sweep (bench/sweep.py: {"meta": {...}, "rows": [...]}, or a bare list of rows), or
+    None when the file is not there. Raises SweepError naming the file when it is there but unreadable."""
     path = Path(path or SWEEP_PATH)
     if not path.is_file():
         return None
     try:
         data = json.loads(path.read_text())
-        rows = data["rows"] if isinstance(data, dict) else data
-        return [SweepRow(sampler=str(r["sampler"]), nfe=int(r["nfe"]), spacing=str(r.get("spacing", "linear")),
-                         n_samples=int(r["n_samples"]), accuracy=float(r["accuracy"]),
-                         accuracy_ci_low=float(r["accuracy_ci_low"]), accuracy_ci_high=float(r["accuracy_ci_high"]),
-                         fd=float(r["fd"]), fd_floor=float(r["fd_floor"]), seconds_16=float(r["seconds_16"]))
-                for r in rows]
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        rows, meta = (data["rows"], data.get("meta", {})) if isinstance(data, dict) else (data, {})
+        parsed = [SweepRow(sampler=str(r["sampler"]), nfe=int(r["nfe"]), spacing=str(r.get("spacing", "linear")),
+                           n_samples=int(r["n_samples"]), accuracy=float(r["accuracy"]),
+                           accuracy_ci_low=float(r["accuracy_ci_low"]), accuracy_ci_high=float(r["accuracy_ci_high"]),
+                           fd=float(r["fd"]), fd_floor=float(r["fd_floor"]), seconds_16=float(r["seconds_16"]),
+                           lower_order_final=bool(r.get("lower_order_final", True)))
+                  for r in rows]
+        return Sweep(rows=parsed, machine=str(meta.get("machine", "")) if isinstance(meta, dict) else "")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise SweepError(f"{path}: {e!r}") from None

@@ -65,27 +65,29 @@ def path_figure(tr: Translator, run: PixelPath, reference: PixelPath, sampler: s
     return fig
 
 
-def sweep_series(rows: Sequence[SweepRow]) -> dict[tuple[str, str], list[SweepRow]]:
-    """The rows grouped into lines (sampler, spacing), each sorted by network evaluations."""
-    series: dict[tuple[str, str], list[SweepRow]] = {}
+def sweep_series(rows: Sequence[SweepRow]) -> dict[tuple[str, str, bool], list[SweepRow]]:
+    """The rows grouped into lines (sampler, spacing, lower_order_final), each sorted by network evaluations."""
+    series: dict[tuple[str, str, bool], list[SweepRow]] = {}
     for r in rows:
-        series.setdefault((r.sampler, r.spacing), []).append(r)
-    return {k: sorted(v, key=lambda r: r.nfe) for k, v in sorted(series.items())}
+        series.setdefault((r.sampler, r.spacing, r.lower_order_final), []).append(r)
+    return {k: sorted(v, key=lambda r: r.nfe) for k, v in sorted(series.items(), key=lambda kv: (kv[0][0], kv[0][1], not kv[0][2]))}
 
 
-def _series_name(tr: Translator, sampler: str, spacing: str) -> str:
+def series_name(tr: Translator, sampler: str, spacing: str, lower_order_final: bool = True) -> str:
     name = tr(f"steps.sampler_{sampler}") if tr.has(f"steps.sampler_{sampler}") else sampler
-    return tr("steps.series", sampler=name, spacing=tr(f"steps.spacing_{spacing}") if tr.has(f"steps.spacing_{spacing}") else spacing)
+    name = tr("steps.series", sampler=name,
+              spacing=tr(f"steps.spacing_{spacing}") if tr.has(f"steps.spacing_{spacing}") else spacing)
+    return name if lower_order_final or sampler != "dpm_solver++" else tr("steps.series_full", name=name)
 
 
 def sweep_figures(tr: Translator, rows: Sequence[SweepRow], height: int = 360) -> tuple[go.Figure, go.Figure]:
     """Accuracy (with its 95 % interval) and Fréchet distance / floor against network evaluations, one line
     per sampler and spacing; the targets (99 %, 1.5 x floor) as dotted lines."""
     acc, fd = go.Figure(), go.Figure()
-    for (sampler, spacing), rs in sweep_series(rows).items():
+    for (sampler, spacing, lof), rs in sweep_series(rows).items():
         color = SAMPLER_COLORS.get(sampler, PALETTE[4])
-        dash = "solid" if spacing == "linear" else "dash"
-        name = _series_name(tr, sampler, spacing)
+        dash = ("solid" if spacing == "linear" else "dash") if lof else "dot"
+        name = series_name(tr, sampler, spacing, lof)
         x = [r.nfe for r in rs]
         acc.add_trace(go.Scatter(
             x=x, y=[100 * r.accuracy for r in rs], mode="lines+markers", name=name, line=dict(color=color, dash=dash),
