@@ -79,8 +79,8 @@ def compare() -> None:
     b = c2.selectbox(tr("steps.sampler_b"), SAMPLERS, index=SAMPLERS.index("dpm_solver++"), format_func=sampler_name,
                      key="steps_b")
     k = c3.select_slider(tr("steps.steps"), STEPS, value=DEFAULT_STEPS, key="steps_k", help=tr("steps.steps_help", T=T))
-    spacing = c4.radio(tr("steps.spacing"), SPACINGS, format_func=lambda s: tr(f"steps.spacing_{s}"), key="steps_spacing",
-                       help=tr("steps.spacing_help"))
+    spacing = c4.radio(tr("steps.spacing"), SPACINGS, index=SPACINGS.index("logsnr"),
+                       format_func=lambda s: tr(f"steps.spacing_{s}"), key="steps_spacing", help=tr("steps.spacing_help"))
     c1, c2, _ = st.columns([1, 1, 2])
     mode = c1.radio(tr("steps.labels"), ("cycle", "same"), format_func=lambda m: tr(f"steps.labels_{m}"),
                     key="steps_labels", horizontal=True)
@@ -130,6 +130,7 @@ def compare() -> None:
     d = {side: float(rms_distance(records[side].final[None, follow:follow + 1], ref_final)[0]) for side in ("a", "b")}
     st.caption(tr("steps.distance_caption", sampler_a=sampler_name(a), sampler_b=sampler_name(b),
                   d_a=f"{d['a']:.3f}", d_b=f"{d['b']:.3f}"))
+    st.caption(tr("steps.paths_note"))
 
     # ---- the coefficients of DPM-Solver++ at these steps, checked
     st.subheader(tr("steps.numbers_title"))
@@ -141,31 +142,28 @@ def compare() -> None:
         tr("steps.col_step"): [str(i + 1) for i in range(len(plan))],
         tr("steps.col_t"): [f"{c.t} → {c.t_prev}" for c in plan],
         tr("steps.col_lambda"): [f"{c.lambda_t:.3f}" for c in plan],
-        tr("steps.col_h"): [f"{c.h:.3f}" for c in plan],
+        tr("steps.col_h"): [f"{c.h:.3f}" if c.t_prev > 0 else "+∞" for c in plan],
         tr("steps.col_r"): [dash if c.r is None else f"{c.r:.3f}" for c in plan],
         tr("steps.col_order"): [str(c.order) for c in plan],
         tr("steps.col_a"): [f"{c.coef_xt:.5f}" for c in plan],
         tr("steps.col_b"): [f"{c.coef_d:.5f}" for c in plan],
-        tr("steps.col_w"): [f"{c.d_coef_x0:.4f}" for c in plan],
-        tr("steps.col_w_last"): [f"{-c.d_coef_x0_last:.4f}" for c in plan],
+        tr("steps.col_w"): [f"{c.d_coef_x0:.4f}" if c.order == 2 else dash for c in plan],
+        tr("steps.col_w_last"): [f"{-c.d_coef_x0_last:.4f}" if c.order == 2 else dash for c in plan],
         tr("steps.col_ddim_a"): [f"{x:.5f}" if c.order == 1 else dash for c, (x, _) in zip(plan, ddim)],
         tr("steps.col_ddim_b"): [f"{y:.5f}" if c.order == 1 else dash for c, (_, y) in zip(plan, ddim)],
     }, hide_index=True, key="steps_numbers")
-    second = [i for i, c in enumerate(plan) if c.order == 2]
     dpm_side = next((s for s in ("b", "a") if records[s].key.sampler == "dpm_solver++"), None)
-    if not second:
+    check = sr.solver_check(records[dpm_side], plan, follow) if dpm_side else None
+    if not any(c.order == 2 for c in plan):
         st.caption(tr("steps.numbers_no_second"))
-    elif dpm_side is not None:
-        i, c = second[0], plan[second[0]]
-        rec, (row, col) = records[dpm_side], pixels[0]
-        x0, x0_last = float(rec.x0_hat[i, follow, 0, row, col]), float(rec.x0_hat[i - 1, follow, 0, row, col])
-        value = c.d_coef_x0 * x0 + c.d_coef_x0_last * x0_last
-        x_t = float(rec.x[i, follow, 0, row, col])
-        st.markdown(tr("steps.numbers_check", i=i + 1, t=c.t, t_prev=c.t_prev, x0=f"{x0:.4f}", x0_last=f"{x0_last:.4f}",
-                       w=f"{c.d_coef_x0:.4f}", w_last=f"{-c.d_coef_x0_last:.4f}", d=f"{value:.4f}",
-                       a=f"{c.coef_xt:.5f}", b=f"{c.coef_d:.5f}", x_t=f"{x_t:.4f}",
-                       x_prev=f"{c.coef_xt * x_t + c.coef_d * value:.4f}",
-                       x_run=f"{float(rec.x[i + 1, follow, 0, row, col]):.4f}"))
+    elif check is not None:
+        c = plan[check.step]
+        st.markdown(tr("steps.numbers_check", i=check.step + 1, t=c.t, t_prev=c.t_prev, pixel=f"{check.pixel}",
+                       x0=f"{check.x0_hat:.4f}", x0_last=f"{check.x0_last:.4f}", w=f"{c.d_coef_x0:.4f}",
+                       w_last=f"{-c.d_coef_x0_last:.4f}", d=f"{check.d:.4f}", a=f"{c.coef_xt:.5f}", b=f"{c.coef_d:.5f}",
+                       x_t=f"{check.x_t:.4f}", x_prev=f"{check.x_prev:.4f}", x_run=f"{check.x_run:.4f}"))
+    else:
+        st.caption(tr("steps.numbers_pick_dpm"))
 
 
 compare()
@@ -180,12 +178,12 @@ st.latex(r"\frac{\hat p + \frac{z^2}{2n} \pm z\sqrt{\frac{\hat p(1-\hat p)}{n} +
 
 @st.fragment
 def quality_meter() -> None:
-    c1, c2, c3, c4 = st.columns([1, 2, 1, 2])
+    c1, c2, c3, c4 = st.columns([3, 4, 2, 4])
     sampler = c1.selectbox(tr("steps.judge_sampler"), SAMPLERS, index=SAMPLERS.index("dpm_solver++"),
                            format_func=sampler_name, key="steps_judge_sampler")
     k = c2.select_slider(tr("steps.steps"), STEPS, value=DEFAULT_STEPS, key="steps_judge_k")
-    spacing = c3.radio(tr("steps.spacing"), SPACINGS, format_func=lambda s: tr(f"steps.spacing_{s}"),
-                       key="steps_judge_spacing")
+    spacing = c3.radio(tr("steps.spacing"), SPACINGS, index=SPACINGS.index("logsnr"),
+                       format_func=lambda s: tr(f"steps.spacing_{s}"), key="steps_judge_spacing")
     n = c4.select_slider(tr("steps.judge_n"), sr.JUDGE_CHOICES, value=20, key="steps_judge_n",
                          help=tr("steps.judge_n_help"))
     if st.button(tr("steps.judge_run"), key="steps_judge_run", icon=":material/fact_check:", type="primary"):
@@ -205,8 +203,8 @@ def quality_meter() -> None:
         st.caption(tr("steps.judge_empty"))
         return
     c1, c2 = st.columns([1, 3])
-    c1.metric(tr("steps.judge_accuracy"), f"{100 * result.accuracy:.1f} %",
-              tr("steps.judge_delta", correct=result.correct, n=result.n), delta_color="off")
+    c1.metric(tr("steps.judge_accuracy"), f"{100 * result.accuracy:.1f} %")
+    c1.markdown(tr("steps.judge_delta", correct=result.correct, n=result.n))
     c1.caption(tr("steps.judge_ci", low=f"{100 * result.low:.1f}", high=f"{100 * result.high:.1f}",
                   sampler=sampler_name(result.sampler), steps=result.steps,
                   spacing=tr(f"steps.spacing_{result.spacing}"), seconds=f"{result.seconds:.1f}"))

@@ -98,7 +98,7 @@ def test_defaults_without_the_sweep(lang, no_sweep):
     assert_clean(at)
     assert at.title[0].value == tr("steps.title")
     assert at.selectbox(key="steps_a").value == "ddim" and at.selectbox(key="steps_b").value == "dpm_solver++"
-    assert at.select_slider(key="steps_k").value == 10
+    assert at.select_slider(key="steps_k").value == 10 and at.radio(key="steps_spacing").value == "logsnr"
     assert len(at.get("plotly_chart")) == 2  # the two path charts; no sweep charts
     assert tr("steps.sweep_missing") in texts(at)
     assert tr("steps.judge_empty") in texts(at)
@@ -139,9 +139,9 @@ def test_one_step_with_equal_samplers(no_sweep):
     assert len(at.dataframe[0].value) == 1
 
 
-def test_most_steps_even_in_lambda(no_sweep):
+def test_most_steps_even_in_t(no_sweep):
     at = run_page(PAGE, "en")
-    at.radio(key="steps_spacing").set_value("logsnr")
+    at.radio(key="steps_spacing").set_value("linear")
     at.select_slider(key="steps_k").set_value(sr.STEP_CHOICES[-1]).run()
     assert_clean(at)
     assert len(at.dataframe[0].value) == sr.STEP_CHOICES[-1]
@@ -163,7 +163,7 @@ def test_quality_meter(lang, no_sweep):
     assert result.worst.shape == (sr.WORST_SHOWN, 28, 28) and np.all(np.diff(result.worst_p) >= 0)
     assert at.metric[0].value == f"{100 * result.correct / n:.1f} %"
     assert tr("steps.judge_ci", low=f"{100 * result.low:.1f}", high=f"{100 * result.high:.1f}",
-              sampler=tr("steps.sampler_dpm_solver++"), steps=2, spacing=tr("steps.spacing_linear"),
+              sampler=tr("steps.sampler_dpm_solver++"), steps=2, spacing=tr("steps.spacing_logsnr"),
               seconds=f"{result.seconds:.1f}") in texts(at)
 
 

@@ -121,6 +121,39 @@ class RunRecord:
         return pixel_path(schedule, self.t, self.x[:, digit, 0, rows, cols], self.x0_hat[:, digit, 0, rows, cols])
 
 
+@dataclass(frozen=True)
+class SolverCheck:
+    """One DPM-Solver++(2M) step of a run redone by hand at one pixel: D from the two predictions, then
+    x_prev = a x_t + b D (Lu et al. 2022, algorithm 2), beside the value the run reached."""
+
+    step: int  # 0-based index of the step
+    pixel: tuple[int, int]  # (row, col)
+    x0_hat: float  # the network's prediction at this step
+    x0_last: float  # the one at the previous step
+    d: float  # w x0_hat - w_last x0_last
+    x_t: float
+    x_prev: float  # a x_t + b D
+    x_run: float  # what the run reached
+
+
+def solver_check(rec: RunRecord, plan: list, digit: int) -> SolverCheck | None:
+    """The second-order step and pixel of ``digit`` where D differs most from x0_hat (the correction is
+    largest), redone from the plan's coefficients (ode_paths.dpm_solver_plan); None if no step is second order."""
+    second = [i for i, c in enumerate(plan) if c.order == 2]
+    if not second:
+        return None
+    # |D - x0_hat| = w_last |x0_hat - x0_last|
+    corr = np.stack([-plan[i].d_coef_x0_last * np.abs(rec.x0_hat[i, digit, 0] - rec.x0_hat[i - 1, digit, 0])
+                     for i in second])
+    j, row, col = np.unravel_index(int(np.argmax(corr)), corr.shape)
+    i, c = second[int(j)], plan[second[int(j)]]
+    x0, x0_last, x_t = (float(v) for v in (rec.x0_hat[i, digit, 0, row, col], rec.x0_hat[i - 1, digit, 0, row, col],
+                                           rec.x[i, digit, 0, row, col]))
+    d = c.d_coef_x0 * x0 + c.d_coef_x0_last * x0_last
+    return SolverCheck(step=i, pixel=(int(row), int(col)), x0_hat=x0, x0_last=x0_last, d=d, x_t=x_t,
+                       x_prev=c.coef_xt * x_t + c.coef_d * d, x_run=float(rec.x[i + 1, digit, 0, row, col]))
+
+
 def _process(shared: SharedDenoiser, labels: list[int], sampler: str, steps: int, spacing: str, seed: int,
              x_start: torch.Tensor | None = None, guidance: float = GUIDANCE) -> ReverseProcess:
     return ReverseProcess(shared.model, labels, sampler=sampler, steps=steps, spacing=spacing, guidance=guidance,

@@ -39,9 +39,13 @@ def path_figure(tr: Translator, run: PixelPath, reference: PixelPath, sampler: s
     for p in range(n_pix):
         color = PALETTE[(p + 3) % len(PALETTE)] if n_pix > 1 else SAMPLER_COLORS.get(sampler, PALETTE[0])
         name = tr("steps.pixel_name", i=p + 1)
+        # the ODE's path: wide and pale, in the pixel's colour (the legend shows it once, in grey)
         fig.add_trace(go.Scatter(x=ref_lam, y=ref_curve[:, :, p].ravel(), mode="lines", name=tr("steps.curve_ode"),
-                                 legendgroup="ode", showlegend=p == 0, line=dict(color=REFERENCE_COLOR, width=4),
-                                 opacity=0.55, hoverinfo="skip"))
+                                 legendgroup="ode", showlegend=False, line=dict(color=color, width=7),
+                                 opacity=0.25, hoverinfo="skip"))
+        if p == 0:
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=tr("steps.curve_ode"), legendgroup="ode",
+                                     line=dict(color=REFERENCE_COLOR, width=7), opacity=0.5))
         if sampler == "ddpm":  # not an ODE solver: its steps add noise, so only the points are joined
             fig.add_trace(go.Scatter(x=point_lam, y=run.x[:, p], mode="lines+markers", name=name,
                                      line=dict(color=color, width=1.5, dash="dot"), marker=dict(size=7)))
