@@ -68,7 +68,13 @@ class EpsReverseProcess:
     MLP another). ``x_start`` is x_{t_start} (x_T by default), any shape [N, ...]. ``step()`` runs one
     step x_t -> x_{t_prev} and returns it as a SampleStep; a caller may stop between steps and go
     on later: the result is the same as one uninterrupted run. Noise is drawn on the CPU with
-    ``generator`` so that results do not depend on the device."""
+    ``generator`` so that results do not depend on the device.
+
+    sampler: "ddpm" (with ``variance``), "ddim" (with ``eta``) or "dpm_solver++" (DPM-Solver++(2M) of
+    ``order`` 2, or 1 = DDIM with eta = 0; ``lower_order_final``: see ``dpm_solver.dpm_solver_order``;
+    the stepper remembers the previous x0_hat, so pausing is still exact). ``steps`` = network
+    evaluations, visited in the ``spacing`` of ``timesteps`` ("linear" in t or "logsnr", even in
+    lambda = 1/2 log SNR). ``clip`` clips x0_hat to [-1, 1] for every sampler."""
 
     def __init__(
         self,
