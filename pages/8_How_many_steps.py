@@ -238,8 +238,8 @@ if sweep is not None and sweep.rows:
     rows = [r for series in sv.sweep_series(sweep.rows).values() for r in series]
     st.dataframe({
         tr("steps.col_sampler"): [sv.series_name(tr, r.sampler, r.spacing, r.lower_order_final) for r in rows],
-        tr("steps.col_nfe"): [r.nfe for r in rows],
-        tr("steps.col_samples"): [r.n_samples for r in rows],
+        tr("steps.col_nfe"): [str(r.nfe) for r in rows],  # strings: a number column would group 1000 as "1,000"
+        tr("steps.col_samples"): [str(r.n_samples) for r in rows],
         tr("steps.col_accuracy"): [f"{100 * r.accuracy:.1f} [{100 * r.accuracy_ci_low:.1f}, {100 * r.accuracy_ci_high:.1f}]"
                                    for r in rows],
         tr("steps.col_fd"): [f"{r.fd / r.fd_floor:.2f}" if r.fd_floor > 0 else "–" for r in rows],

@@ -120,7 +120,9 @@ def test_sweep_charts_from_the_file(sweep_file):
     assert_clean(at)
     assert len(at.get("plotly_chart")) == 4  # two paths, accuracy and Fréchet distance
     table = at.dataframe[1].value
-    assert len(table) == 8 and set(table[tr("steps.col_nfe")]) == {5, 10, 20, 50, 1000}
+    assert len(table) == 8 and set(table[tr("steps.col_nfe")]) == {"5", "10", "20", "50", "1000"}
+    for chart in at.get("plotly_chart"):  # no comma between thousands in ticks and hovers
+        assert json.loads(chart.proto.spec)["layout"]["separators"] == ". "
     assert tr("steps.sweep_machine", machine="test machine") in texts(at)
     sweep_file.write_text("{broken")
     at = run_page(PAGE, "vi")

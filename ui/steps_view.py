@@ -15,6 +15,7 @@ from ui.steps_run import SweepRow
 
 SAMPLER_COLORS = {"ddpm": PALETTE[1], "ddim": PALETTE[0], "dpm_solver++": PALETTE[2]}
 REFERENCE_COLOR = "#9a9a9a"
+SEPARATORS = ". "  # decimal point, a space (never a comma) between thousands in ticks and hovers
 
 
 def lam_end(paths: Sequence[PixelPath]) -> float:
@@ -64,7 +65,7 @@ def path_figure(tr: Translator, run: PixelPath, reference: PixelPath, sampler: s
     fig.update_xaxes(title=tr("steps.path_x"), tickvals=[*ticks, end], ticktext=[str(v) for v in ticks] + ["+∞ (x₀)"])
     fig.update_yaxes(title=tr("steps.path_y"))
     fig.update_layout(title=dict(text=title, x=0.0, xanchor="left", font=dict(size=15)), height=height,
-                      margin=dict(l=10, r=10, t=40, b=10), hovermode="closest",
+                      margin=dict(l=10, r=10, t=40, b=10), hovermode="closest", separators=SEPARATORS,
                       legend=dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=0.0))
     return fig
 
@@ -112,7 +113,7 @@ def sweep_figures(tr: Translator, rows: Sequence[SweepRow], height: int = 360) -
         fig.update_xaxes(title=tr("steps.sweep_x"), type="log")
         fig.update_yaxes(title=tr(y_title))
         fig.update_layout(title=dict(text=tr(title), x=0.0, xanchor="left", font=dict(size=15)), height=height,
-                          margin=dict(l=10, r=10, t=40, b=10),
+                          margin=dict(l=10, r=10, t=40, b=10), separators=SEPARATORS,
                           legend=dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=0.0))
     fd.update_yaxes(type="log")
     return acc, fd
