@@ -104,16 +104,20 @@ def sweep_figures(tr: Translator, rows: Sequence[SweepRow], height: int = 360) -
                                 hovertemplate="NFE %{x}: %{y:.2f}<extra>" + name + "</extra>"))
     acc.add_hline(y=99, line=dict(color="#444", dash="dot", width=1), annotation_text=tr("steps.target_accuracy"),
                   annotation_position="bottom right")
-    fd.add_hline(y=1.5, line=dict(color="#444", dash="dot", width=1), annotation_text=tr("steps.target_fd"),
-                 annotation_position="top right")
-    fd.add_hline(y=1.0, line=dict(color="#444", width=1), annotation_text=tr("steps.floor"),
-                 annotation_position="bottom right")
+    # On a log axis Plotly places an annotation at log10 of its y: the lines' labels are added by hand.
+    for value, key, dash, shift in ((1.5, "steps.target_fd", "dot", 8), (1.0, "steps.floor", "solid", -8)):
+        fd.add_hline(y=value, line=dict(color="#444", dash=dash, width=1))
+        fd.add_annotation(x=1, xref="paper", xanchor="right", y=float(np.log10(value)), yshift=shift,
+                          text=tr(key), showarrow=False, font=dict(size=11, color="#444"))
+    nfes = sorted({r.nfe for r in rows})
+    ratios = [r.fd / r.fd_floor for r in rows if r.fd_floor > 0] or [1.0]
+    fd_ticks = [v for v in (0.5, 1, 1.5, 2, 3, 5, 10, 20, 50, 100, 200, 500) if min(ratios) / 2 <= v <= max(ratios) * 2]
     for fig, title, y_title in ((acc, "steps.sweep_acc_title", "steps.sweep_acc_y"),
                                 (fd, "steps.sweep_fd_title", "steps.sweep_fd_y")):
-        fig.update_xaxes(title=tr("steps.sweep_x"), type="log")
+        fig.update_xaxes(title=tr("steps.sweep_x"), type="log", tickvals=nfes, ticktext=[str(n) for n in nfes])
         fig.update_yaxes(title=tr(y_title))
         fig.update_layout(title=dict(text=tr(title), x=0.0, xanchor="left", font=dict(size=15)), height=height,
                           margin=dict(l=10, r=10, t=40, b=10), separators=SEPARATORS,
                           legend=dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=0.0))
-    fd.update_yaxes(type="log")
+    fd.update_yaxes(type="log", tickvals=fd_ticks, ticktext=[f"{v:g}" for v in fd_ticks])
     return acc, fd
