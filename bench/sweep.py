@@ -3,9 +3,8 @@
     python -m bench.sweep                  # the shipped sweep -> pretrained/sampler_sweep.json + a Markdown table
     python -m bench.sweep --samples 200 --out /tmp/check.json --configs dpm_solver++:10:logsnr dpm_solver++:10:linear
 
-For each configuration ``sampler:nfe:spacing`` (DPM-Solver++ may add ``:full`` for its second-order step
-also on the interval before the step to x_0, i.e. lower_order_final=False; the default ``:lof`` keeps it first
-order) it draws ``--samples`` class-conditional digits (0, 1, ..., 9, 0, ...) at the default guidance of
+For each configuration ``sampler:nfe:spacing`` (DPM-Solver++ may add ``:lof`` for lower_order_final=True,
+a first-order step also into the last timestep before x_0; the default ``:full`` is second order there) it draws ``--samples`` class-conditional digits (0, 1, ..., 9, 0, ...) at the default guidance of
 ``sample``, from the same x_T for every configuration (one generator seeded with ``--seed``), and measures
 - accuracy: the shipped evaluation classifier reads the digit that was asked for, with Wilson's 95 % interval;
 - fd: the Fréchet distance between the classifier features of the samples and of the 10,000 MNIST test
@@ -54,11 +53,10 @@ SWEEP_FILE = PRETRAINED_DIR / "sampler_sweep.json"
 Z_95 = 1.959963984540054  # two-sided 95 % quantile of N(0, 1)
 # Cheapest first; DDPM over all T steps last. Spacing per sampler: see pretrained/MODEL_CARD.md.
 DEFAULT_CONFIGS = (
-    "dpm_solver++:6:logsnr:full", "dpm_solver++:6:logsnr:lof", "dpm_solver++:10:logsnr:full",
-    "dpm_solver++:10:logsnr:lof", "ddim:10:linear", "dpm_solver++:5:logsnr:full", "dpm_solver++:8:logsnr:full",
-    "ddim:5:linear", "ddpm:5:linear", "ddpm:10:linear", "dpm_solver++:10:linear:full", "ddim:50:linear",
-    "dpm_solver++:20:logsnr", "ddim:20:linear", "ddpm:20:linear", "dpm_solver++:50:logsnr", "ddpm:50:linear",
-    "ddpm:1000:linear",
+    "dpm_solver++:6:logsnr", "dpm_solver++:10:logsnr", "ddim:10:linear", "dpm_solver++:6:logsnr:lof",
+    "dpm_solver++:5:logsnr", "dpm_solver++:8:logsnr", "ddim:5:linear", "ddpm:10:linear", "ddpm:5:linear",
+    "dpm_solver++:20:logsnr", "ddim:20:linear", "ddpm:20:linear", "ddim:50:linear", "dpm_solver++:50:logsnr",
+    "ddpm:50:linear", "ddpm:1000:linear",
 )
 
 
@@ -67,7 +65,7 @@ class Config:
     sampler: str  # "ddpm", "ddim" or "dpm_solver++"
     nfe: int  # network evaluations = steps
     spacing: str  # "linear" or "logsnr"
-    lower_order_final: bool = True  # DPM-Solver++: first-order step into the last timestep when nfe < 15
+    lower_order_final: bool = False  # DPM-Solver++: first-order step also into the last timestep (nfe < 15)
 
     @classmethod
     def parse(cls, text: str) -> "Config":
@@ -76,11 +74,11 @@ class Config:
             raise argparse.ArgumentTypeError(f"expected sampler:nfe:spacing[:lof|:full], got {text!r}")
         if len(parts) == 4 and parts[3] not in ("lof", "full"):
             raise argparse.ArgumentTypeError(f"the fourth part must be lof or full, got {parts[3]!r}")
-        return cls(parts[0], int(parts[1]), parts[2], len(parts) == 3 or parts[3] == "lof")
+        return cls(parts[0], int(parts[1]), parts[2], len(parts) == 4 and parts[3] == "lof")
 
     @property
     def name(self) -> str:
-        tail = "" if self.sampler != "dpm_solver++" or self.lower_order_final else ", 2nd order to the end"
+        tail = ", lower-order final" if self.sampler == "dpm_solver++" and self.lower_order_final else ""
         return f"{self.sampler}-{self.nfe} ({self.spacing}{tail})"
 
     def kwargs(self) -> dict:
@@ -89,7 +87,7 @@ class Config:
 
     def matches(self, row: dict) -> bool:
         return (row["sampler"], row["nfe"], row["spacing"]) == (self.sampler, self.nfe, self.spacing) and (
-            self.sampler != "dpm_solver++" or row.get("lower_order_final", True) == self.lower_order_final)
+            self.sampler != "dpm_solver++" or row.get("lower_order_final", False) == self.lower_order_final)
 
 
 def wilson_interval(k: int, n: int, z: float = Z_95) -> tuple[float, float]:
@@ -164,7 +162,7 @@ def seconds_16(model, config: Config, args: argparse.Namespace):
 
 def retime(model, rows: list[dict], args: argparse.Namespace) -> None:
     for row in rows:
-        config = Config(row["sampler"], row["nfe"], row["spacing"], row.get("lower_order_final", True))
+        config = Config(row["sampler"], row["nfe"], row["spacing"], row.get("lower_order_final", False))
         timing = seconds_16(model, config, args)
         row["seconds_16"], row["cpu_seconds_16"] = timing.wall, timing.cpu
         log(f"{config.name}: {timing.wall:.2f} s")
@@ -191,8 +189,8 @@ def table(rows: list[dict]) -> list[str]:
     lines = ["| sampler | NFE | spacing | samples | accuracy (95 % CI) | FD | FD / floor | 16 digits |",
              "|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (SAMPLERS.index(r["sampler"]), r["nfe"], r["spacing"],
-                                          not r.get("lower_order_final", True))):
-        tail = "" if r.get("lower_order_final", True) else ", 2nd order to the end"
+                                          r.get("lower_order_final", False))):
+        tail = ", lower-order final" if r.get("lower_order_final", False) else ""
         lines.append(f"| {r['sampler']} | {r['nfe']} | {r['spacing']}{tail} | {r['n_samples']} | "
                      f"{100 * r['accuracy']:.1f} % ({100 * r['accuracy_ci_low']:.1f}–{100 * r['accuracy_ci_high']:.1f}) | "
                      f"{r['fd']:.3f} | {r['fd'] / r['fd_floor']:.2f}× | {r['seconds_16']:.2f} s |")

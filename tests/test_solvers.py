@@ -126,15 +126,23 @@ def test_step_to_x0_is_first_order_and_lands_on_x0_hat():
         dpm_solver_coefficients(COSINE, 12, 5, 12)  # the previous prediction must come from later in time
     with pytest.raises(ValueError):
         dpm_solver_step(torch.zeros(1), torch.zeros(1), 12, 5, COSINE, t_last=74)  # t_last without x0_last
-    assert [dpm_solver_order(i, 10, t) for i, t in enumerate([9, 8, 7, 6, 5, 4, 3, 2, 1, 0])] == [1] + [2] * 7 + [1, 1]
-    assert dpm_solver_order(8, 10, 1, lower_order_final=False) == 2
-    assert dpm_solver_order(18, 20, 1) == 2  # 15 steps or more: only the step to x_0 is first order
+    orders = [dpm_solver_order(i, 10, t) for i, t in enumerate([9, 8, 7, 6, 5, 4, 3, 2, 1, 0])]
+    assert orders == [1] + [2] * 8 + [1]  # the default: first order only where it must be
+    assert dpm_solver_order(8, 10, 1, lower_order_final=True) == 1
+    assert dpm_solver_order(18, 20, 1, lower_order_final=True) == 2  # only below 15 steps
+    assert [dpm_solver_order(i, 3, t, order=1) for i, t in enumerate([2, 1, 0])] == [1, 1, 1]
+    with pytest.raises(ValueError):
+        dpm_solver_order(1, 3, 1, order=3)
 
 
 def test_stepper_reports_the_correction():
     eps_fn = gaussian_eps_fn(COSINE, m=0.2)
     run = list(sample_eps(eps_fn, x_T(50), COSINE, sampler="dpm_solver++", steps=10, spacing="logsnr", clip=False))
-    assert [s.order for s in run] == [1] + [2] * 7 + [1, 1]  # lower-order final step by default (nfe < 15)
+    assert [s.order for s in run] == [1] + [2] * 8 + [1]
+    lof = list(sample_eps(eps_fn, x_T(50), COSINE, sampler="dpm_solver++", steps=10, spacing="logsnr", clip=False,
+                          lower_order_final=True))
+    assert [s.order for s in lof] == [1] + [2] * 7 + [1, 1]
+    torch.testing.assert_close(lof[7].x_prev, run[7].x_prev, rtol=0, atol=0)  # the same until the step into t_1
     for prev, s in zip(run, run[1:]):
         assert prev.x_prev is s.x_t or torch.equal(prev.x_prev, s.x_t)
         assert s.solver is not None and s.solver.t == s.t and s.h == s.solver.h
@@ -275,7 +283,7 @@ def test_spacing_arguments_are_checked():
 def test_agrees_with_diffusers(schedule, steps, spacing, order):
     """diffusers' DPMSolverMultistepScheduler (a test-only dependency; skipped without it), given our betas
     and timesteps (its index is our t - 1) and a zero final sigma, takes the same steps: second order
-    everywhere but the first step and the step to x_0, i.e. ours with lower_order_final=False.
+    everywhere but the first step and the step to x_0, as ours by default (lower_order_final=False).
     Measured: 1e-6 (float32 rounding) except from t = T on the cosine schedule (4e-4, alpha_T = 5e-5)."""
     diffusers = pytest.importorskip("diffusers")
     scheduler = diffusers.DPMSolverMultistepScheduler(
@@ -289,5 +297,5 @@ def test_agrees_with_diffusers(schedule, steps, spacing, order):
         eps = eps_fn(theirs.float(), torch.full((len(x),), int(index) + 1)).double()
         theirs = scheduler.step(eps, index, theirs).prev_sample
     ours = list(sample_eps(eps_fn, x, schedule, sampler="dpm_solver++", steps=steps, spacing=spacing, clip=False,
-                           order=order, lower_order_final=False))[-1].x_prev
+                           order=order))[-1].x_prev
     torch.testing.assert_close(ours.double(), theirs, rtol=0, atol=1e-3 if schedule is COSINE else 1e-5)

@@ -92,7 +92,7 @@ class EpsReverseProcess:
         device: torch.device | str = "cpu",
         spacing: Spacing = "linear",
         order: int = 2,
-        lower_order_final: bool = True,
+        lower_order_final: bool = False,
     ):
         _check_sampler(sampler)
         if order not in (1, 2):
@@ -183,7 +183,7 @@ class ReverseProcess(EpsReverseProcess):
         image_shape: tuple[int, int, int] = (1, 28, 28),
         spacing: Spacing = "linear",
         order: int = 2,
-        lower_order_final: bool = True,
+        lower_order_final: bool = False,
     ):
         schedule = schedule if schedule is not None else model.schedule
         _check_sampler(sampler)
@@ -228,7 +228,7 @@ def sample(
     image_shape: tuple[int, int, int] = (1, 28, 28),
     spacing: Spacing = "linear",
     order: int = 2,
-    lower_order_final: bool = True,
+    lower_order_final: bool = False,
 ) -> Iterator[SampleStep]:
     """Run the reverse process, yielding every step as it happens.
 
