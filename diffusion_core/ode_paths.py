@@ -85,7 +85,7 @@ def ddim_in_x0_form(schedule: Schedule, t: int, t_prev: int) -> tuple[float, flo
 
 
 def dpm_solver_plan(schedule: Schedule, steps: int, spacing: Spacing = "linear",
-                    lower_order_final: bool = True) -> list[DpmSolverCoefficients]:
+                    lower_order_final: bool = False) -> list[DpmSolverCoefficients]:
     """The coefficients of every step of a DPM-Solver++(2M) run of ``steps`` steps, known before it runs:
     the timesteps (samplers.timesteps), each step's order (samplers.dpm_solver_order) and, on second-order
     steps, the previous step's timestep as t_last (Lu et al. 2022, algorithm 2)."""

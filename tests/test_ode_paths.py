@@ -88,13 +88,13 @@ def run_path(sampler: str, steps: int, s: float = 0.7, seed: int = 2, spacing: s
 
 def test_the_prediction_a_dpm_solver_step_used_is_its_d():
     """Solving each DPM-Solver++(2M) step for its prediction gives D: the corrected one on second-order
-    steps, x0_hat on first-order ones (the first, and the last two with few steps)."""
+    steps, x0_hat on first-order ones (the first, and the step to x_0)."""
     run, path = run_path("dpm_solver++", 6, spacing="logsnr")
     for i, st in enumerate(run):
         np.testing.assert_allclose(path.used[i], st.d[0].numpy(), atol=2e-3)
         if st.order == 1:
             np.testing.assert_allclose(path.used[i], path.x0_hat[i], atol=2e-3)
-    assert [st.order for st in run] == [1, 2, 2, 2, 1, 1]
+    assert [st.order for st in run] == [1, 2, 2, 2, 2, 1]
 
 
 @pytest.mark.parametrize("spacing", ["linear", "logsnr"])

@@ -350,12 +350,13 @@ def test_formulas_of_dpm_solver_steps():
         assert f"{c.d_coef_x0:.4g}" in middle and f"{c.coef_xt:.4g}" in middle and f"{c.coef_d:.4g}" in middle
         assert tr("reverse.cite_dpm_last") in last and r"+\infty" in last
         assert r"\mu" not in middle  # no mean-plus-noise line: the step adds no noise
-    few = rr.PlayerRun()
-    few.command("play", settings(sampler="dpm_solver++", steps=5))
-    few.start(model)
-    frames = [few.advance() for _ in range(5)]
-    assert [f.solver.order for f in frames] == [1, 2, 2, 1, 1]  # first order next to last with few steps
-    assert TABLES["en"]("reverse.cite_dpm_lower_final") in formula_latex(TABLES["en"], few, frames[3], model.schedule)
+    # Lu et al.'s option of a first-order step next to the last one, with few steps, says why
+    from diffusion_core.samplers import ReverseProcess
+
+    process = ReverseProcess(model, [1, 2], sampler="dpm_solver++", steps=5, lower_order_final=True)
+    frames = [rr.Frame.from_step(process.step()) for _ in range(5)]
+    assert [f.solver.order for f in frames] == [1, 2, 2, 1, 1]
+    assert TABLES["en"]("reverse.cite_dpm_lower_final") in formula_latex(TABLES["en"], run, frames[3], model.schedule)
 
 
 @pytest.mark.parametrize("lang", LANGS)
