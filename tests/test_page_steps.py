@@ -28,6 +28,7 @@ def fake_rows() -> list[dict]:
                          "n_samples": 1000, "accuracy": acc, "accuracy_ci_low": acc - 0.01,
                          "accuracy_ci_high": min(1.0, acc + 0.01), "fd": 10.0 / nfe + 0.5, "fd_floor": 0.5,
                          "seconds_16": nfe / 50})
+    rows.append({**rows[4], "lower_order_final": True, "accuracy": 0.7})  # DPM-Solver++-10, Lu et al.'s option
     return rows
 
 
@@ -62,7 +63,7 @@ def test_load_sweep(tmp_path):
     path = tmp_path / "s.json"
     path.write_text(json.dumps(fake_rows()))  # a bare list of rows is read too
     sweep = sr.load_sweep(path)
-    assert len(sweep.rows) == 8 and sweep.machine == "" and sweep.rows[0].sampler == "ddim"
+    assert len(sweep.rows) == 9 and sweep.machine == "" and sweep.rows[0].sampler == "ddim"
     for bad in ("{not json", json.dumps({"rows": [{"sampler": "ddim"}]}), json.dumps({"rows": 3})):
         path.write_text(bad)
         with pytest.raises(sr.SweepError, match="s.json"):
@@ -120,7 +121,9 @@ def test_sweep_charts_from_the_file(sweep_file):
     assert_clean(at)
     assert len(at.get("plotly_chart")) == 4  # two paths, accuracy and Fréchet distance
     table = at.dataframe[1].value
-    assert len(table) == 8 and set(table[tr("steps.col_nfe")]) == {"5", "10", "20", "50", "1000"}
+    assert len(table) == 9 and set(table[tr("steps.col_nfe")]) == {"5", "10", "20", "50", "1000"}
+    dpm = tr("steps.series", sampler=tr("steps.sampler_dpm_solver++"), spacing=tr("steps.spacing_logsnr"))
+    assert (table[tr("steps.col_sampler")] == tr("steps.series_lof", name=dpm)).sum() == 1
     for chart in at.get("plotly_chart"):  # no comma between thousands in ticks and hovers
         assert json.loads(chart.proto.spec)["layout"]["separators"] == ". "
     assert tr("steps.sweep_machine", machine="test machine") in texts(at)

@@ -280,7 +280,7 @@ class SweepRow:
     fd: float
     fd_floor: float
     seconds_16: float  # time for 16 digits on the benchmark's machine
-    lower_order_final: bool = True  # DPM-Solver++: first order on the step before x_0 with few steps (its default)
+    lower_order_final: bool = False  # DPM-Solver++: first order also on the step before x_0 (Lu et al.'s option)
 
 
 @dataclass(frozen=True)
@@ -302,7 +302,7 @@ def load_sweep(path: Path | None = None) -> Sweep | None:
                            n_samples=int(r["n_samples"]), accuracy=float(r["accuracy"]),
                            accuracy_ci_low=float(r["accuracy_ci_low"]), accuracy_ci_high=float(r["accuracy_ci_high"]),
                            fd=float(r["fd"]), fd_floor=float(r["fd_floor"]), seconds_16=float(r["seconds_16"]),
-                           lower_order_final=bool(r.get("lower_order_final", True)))
+                           lower_order_final=bool(r.get("lower_order_final", False)))
                   for r in rows]
         return Sweep(rows=parsed, machine=str(meta.get("machine", "")) if isinstance(meta, dict) else "")
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:

@@ -75,14 +75,14 @@ def sweep_series(rows: Sequence[SweepRow]) -> dict[tuple[str, str, bool], list[S
     series: dict[tuple[str, str, bool], list[SweepRow]] = {}
     for r in rows:
         series.setdefault((r.sampler, r.spacing, r.lower_order_final), []).append(r)
-    return {k: sorted(v, key=lambda r: r.nfe) for k, v in sorted(series.items(), key=lambda kv: (kv[0][0], kv[0][1], not kv[0][2]))}
+    return {k: sorted(v, key=lambda r: r.nfe) for k, v in sorted(series.items())}
 
 
-def series_name(tr: Translator, sampler: str, spacing: str, lower_order_final: bool = True) -> str:
+def series_name(tr: Translator, sampler: str, spacing: str, lower_order_final: bool = False) -> str:
     name = tr(f"steps.sampler_{sampler}") if tr.has(f"steps.sampler_{sampler}") else sampler
     name = tr("steps.series", sampler=name,
               spacing=tr(f"steps.spacing_{spacing}") if tr.has(f"steps.spacing_{spacing}") else spacing)
-    return name if lower_order_final or sampler != "dpm_solver++" else tr("steps.series_full", name=name)
+    return tr("steps.series_lof", name=name) if lower_order_final and sampler == "dpm_solver++" else name
 
 
 def sweep_figures(tr: Translator, rows: Sequence[SweepRow], height: int = 360) -> tuple[go.Figure, go.Figure]:
@@ -91,7 +91,7 @@ def sweep_figures(tr: Translator, rows: Sequence[SweepRow], height: int = 360) -
     acc, fd = go.Figure(), go.Figure()
     for (sampler, spacing, lof), rs in sweep_series(rows).items():
         color = SAMPLER_COLORS.get(sampler, PALETTE[4])
-        dash = ("solid" if spacing == "linear" else "dash") if lof else "dot"
+        dash = "dot" if lof else "solid" if spacing == "linear" else "dash"
         name = series_name(tr, sampler, spacing, lof)
         x = [r.nfe for r in rs]
         acc.add_trace(go.Scatter(
