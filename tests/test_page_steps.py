@@ -85,6 +85,13 @@ def test_memo_computes_once_and_forgets_the_oldest():
     memo.get("b", compute(2)), memo.get("c", compute(3))
     assert "a" not in memo and "b" in memo and "c" in memo
 
+    def stopped():
+        raise RuntimeError("the script was stopped")
+
+    with pytest.raises(RuntimeError):
+        memo.get("d", stopped)
+    assert memo.get("d", compute(4)) == 4 and calls == [1, 2, 3, 4]  # a stopped computation is not kept
+
 
 # ------------------------------------------------------------------ AppTest
 def texts(at) -> str:

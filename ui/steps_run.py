@@ -63,7 +63,12 @@ class Memo:
             with self._lock:
                 if key in self._data:
                     return self._data[key]
-            value = compute()
+            try:
+                value = compute()  # may raise: Streamlit stops a script whose tab asked for something else
+            except BaseException:
+                with self._lock:
+                    self._key_locks.pop(key, None)
+                raise
             with self._lock:
                 self._data[key] = value
                 while len(self._data) > self.max_entries:
