@@ -111,7 +111,7 @@ def compare() -> None:
 
     # ---- the paths of a few pixels
     st.subheader(tr("steps.paths_title"))
-    st.markdown(tr("steps.paths_intro", n=sr.REFERENCE_STEPS))
+    st.markdown(tr("steps.paths_intro", n=sr.reference_steps(T)))
     follow = st.selectbox(tr("steps.follow"), range(sr.N_COMPARE), key="steps_follow",
                           format_func=lambda i: tr("steps.follow_i", i=i + 1, digit=labels[i]))
     holder, on_step = progress_of("steps.progress_reference")

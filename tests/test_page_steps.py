@@ -179,6 +179,25 @@ def test_quality_meter(lang, no_sweep):
               seconds=f"{result.seconds:.1f}") in texts(at)
 
 
+def test_a_network_with_another_T(tmp_path, monkeypatch, no_sweep):
+    """Weights trained with T = 30 (a tiny random network): the steps offered stop at 30, the reference path
+    takes every t, and the page draws without error."""
+    import ui.model
+    from diffusion_core.unet import UNet, UNetConfig
+    from diffusion_core.weights import DenoiserConfig, save_denoiser
+
+    tiny = UNetConfig(channels=(8, 16), blocks_per_level=(1, 1), emb_dim=16, attention=False)
+    save_denoiser(UNet(tiny), DenoiserConfig(unet=tiny, schedule="cosine", T=30), tmp_path)
+    monkeypatch.setattr(ui.model, "WEIGHTS_DIR", tmp_path)
+    at = run_page(PAGE, "en")
+    assert_clean(at)
+    assert at.select_slider(key="steps_k").options[-1] == "30"
+    at.select_slider(key="steps_k").set_value(30).run()
+    assert_clean(at)
+    assert len(at.dataframe[0].value) == 30
+    assert TABLES["en"]("steps.paths_intro", n=30) in texts(at)
+
+
 def test_missing_weights_give_a_translated_error(tmp_path, monkeypatch):
     import ui.model
 

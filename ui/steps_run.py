@@ -189,14 +189,20 @@ def run(shared: SharedDenoiser, key: RunKey, on_step: Progress = lambda i, n: No
     return shared_memo().get(("run", key), compute)
 
 
+def reference_steps(T: int) -> int:
+    return min(REFERENCE_STEPS, T)
+
+
 def reference(shared: SharedDenoiser, key: RunKey, digit: int, on_step: Progress = lambda i, n: None) -> RunRecord:
-    """The ODE's path for digit ``digit`` of ``key``'s batch: DDIM over REFERENCE_STEPS from the same x_T."""
-    ref_key = RunKey(labels=(key.labels[digit],), sampler="ddim", steps=REFERENCE_STEPS, spacing=REFERENCE_SPACING,
+    """The ODE's path for digit ``digit`` of ``key``'s batch: DDIM over REFERENCE_STEPS (every t if the network
+    has fewer) from the same x_T."""
+    steps = reference_steps(shared.model.schedule.T)
+    ref_key = RunKey(labels=(key.labels[digit],), sampler="ddim", steps=steps, spacing=REFERENCE_SPACING,
                      seed=key.seed, device=key.device, guidance=key.guidance)
 
     def compute() -> RunRecord:
         x_T = torch.randn((len(key.labels), 1, 28, 28), generator=torch.Generator().manual_seed(key.seed))
-        process = _process(shared, [key.labels[digit]], "ddim", REFERENCE_STEPS, REFERENCE_SPACING, key.seed,
+        process = _process(shared, [key.labels[digit]], "ddim", steps, REFERENCE_SPACING, key.seed,
                            x_start=x_T[digit:digit + 1], guidance=key.guidance)
         return _record(shared, process, ref_key, on_step)
     return shared_memo().get(("reference", ref_key, len(key.labels), digit), compute)
