@@ -118,7 +118,9 @@ def compare() -> None:
     ref = sr.reference(shared, keys["a"], follow, on_step)
     holder.empty()
     pixels = pick_pixels(ref.x[-1, 0, 0], [records[s].x[-1, follow, 0] for s in ("a", "b")])
-    st.caption(tr("steps.pixels_caption", **{f"p{i + 1}": f"({r}, {c})" for i, (r, c) in enumerate(pixels)}))
+    c1, c2 = st.columns([1, 3])
+    c1.image(sv.marked_digit(ref.final[0], pixels), output_format="PNG", width=280)
+    c2.caption(tr("steps.pixels_caption", **{f"p{i + 1}": f"({r}, {c})" for i, (r, c) in enumerate(pixels)}))
     ref_path = ref.path(schedule, 0, pixels)
     cols = st.columns(2)
     for col, side in zip(cols, ("a", "b")):

@@ -18,6 +18,23 @@ REFERENCE_COLOR = "#9a9a9a"
 SEPARATORS = ". "  # decimal point, a space (never a comma) between thousands in ticks and hovers
 
 
+def pixel_color(i: int) -> str:
+    """The colour of the i-th followed pixel, in the charts and on the digit."""
+    return PALETTE[(i + 3) % len(PALETTE)]
+
+
+def marked_digit(image: np.ndarray, pixels: Sequence[tuple[int, int]], scale: int = 10) -> np.ndarray:
+    """A uint8 [H, W] digit enlarged ``scale`` times, RGB, with a frame in its colour around each followed pixel."""
+    big = np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
+    rgb = np.stack([big] * 3, axis=-1)
+    for i, (r, c) in enumerate(pixels):
+        color = np.array([int(pixel_color(i)[k:k + 2], 16) for k in (1, 3, 5)], dtype=np.uint8)
+        top, left, w = r * scale, c * scale, max(1, scale // 3)
+        rgb[top:top + scale, left:left + w] = rgb[top:top + scale, left + scale - w:left + scale] = color
+        rgb[top:top + w, left:left + scale] = rgb[top + scale - w:top + scale, left:left + scale] = color
+    return rgb
+
+
 def lam_end(paths: Sequence[PixelPath]) -> float:
     """Where the charts draw lambda = +inf (x_0): two units past the largest finite lambda of the runs,
     where sigma ~ e^{-lambda} is already below 1/100 of the least noisy step's."""
@@ -38,7 +55,7 @@ def path_figure(tr: Translator, run: PixelPath, reference: PixelPath, sampler: s
     n_pix = run.x.shape[1]
     point_lam = np.minimum(run.lam, end)
     for p in range(n_pix):
-        color = PALETTE[(p + 3) % len(PALETTE)] if n_pix > 1 else SAMPLER_COLORS.get(sampler, PALETTE[0])
+        color = pixel_color(p) if n_pix > 1 else SAMPLER_COLORS.get(sampler, PALETTE[0])
         name = tr("steps.pixel_name", i=p + 1)
         # the ODE's path: wide and pale, in the pixel's colour (the legend shows it once, in grey)
         fig.add_trace(go.Scatter(x=ref_lam, y=ref_curve[:, :, p].ravel(), mode="lines", name=tr("steps.curve_ode"),
