@@ -186,7 +186,7 @@ def run(shared: SharedDenoiser, key: RunKey, on_step: Progress = lambda i, n: No
         process = _process(shared, list(key.labels), key.sampler, key.steps, key.spacing, key.seed,
                            guidance=key.guidance)
         return _record(shared, process, key, on_step)
-    return shared_memo().get(("run", key), compute)
+    return shared_memo().get(("run", network_id(shared), key), compute)
 
 
 def reference_steps(T: int) -> int:
@@ -205,12 +205,12 @@ def reference(shared: SharedDenoiser, key: RunKey, digit: int, on_step: Progress
         process = _process(shared, [key.labels[digit]], "ddim", steps, REFERENCE_SPACING, key.seed,
                            x_start=x_T[digit:digit + 1], guidance=key.guidance)
         return _record(shared, process, ref_key, on_step)
-    return shared_memo().get(("reference", ref_key, len(key.labels), digit), compute)
+    return shared_memo().get(("reference", network_id(shared), ref_key, len(key.labels), digit), compute)
 
 
-def is_ready(key: RunKey) -> bool:
-    """The run is in the memo: showing it takes no time (no progress bar)."""
-    return ("run", key) in shared_memo()
+def network_id(shared: SharedDenoiser) -> tuple[int, int]:
+    """Which loaded network a memo entry belongs to (other weights, e.g. after a fix, never reuse its runs)."""
+    return id(shared.model), shared.model.schedule.T
 
 
 # ------------------------------------------------------------------ the quality meter
@@ -267,7 +267,8 @@ def judge(shared: SharedDenoiser, sampler: str, steps: int, spacing: str, n: int
                          worst=unit_to_uint8(x[worst, 0].numpy()), worst_labels=labels[worst],
                          worst_read=out.predictions[worst], worst_p=label_probability(out.probabilities, labels)[worst],
                          seconds=seconds)
-    return shared_memo().get(("judge", sampler, steps, spacing, n, seed, str(shared.device), GUIDANCE), compute)
+    return shared_memo().get(("judge", network_id(shared), sampler, steps, spacing, n, seed, str(shared.device), GUIDANCE),
+                             compute)
 
 
 # ------------------------------------------------------------------ the benchmark's sweep
