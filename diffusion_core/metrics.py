@@ -6,6 +6,7 @@ All in float64 numpy. The features come from the evaluation classifier
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,3 +97,39 @@ def class_spread(predictions: np.ndarray, num_classes: int = 10) -> ClassSpread:
     ratio = float(counts.max() / counts.min()) if counts.min() > 0 else float("inf")
     return ClassSpread(counts=counts, entropy=entropy, normalized_entropy=entropy / np.log(num_classes),
                        max_min_ratio=ratio)
+
+
+Z_95 = 1.959963984540054  # the 97.5 % quantile of N(0, 1): a two-sided 95 % interval
+
+
+def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson's (1927) score interval for a proportion, from ``successes`` out of ``n`` trials:
+    (p + z^2/2n -/+ z sqrt(p (1 - p)/n + z^2/4n^2)) / (1 + z^2/n), p = successes / n.
+
+    Its bounds are the two roots in q of (p - q)^2 = z^2 q (1 - q) / n: the proportions q at which
+    the observed p lies exactly z standard errors away. Unlike p -/+ z sqrt(p (1 - p)/n) it stays
+    inside [0, 1] and does not shrink to a point at 0 or n successes (Brown, Cai & DasGupta 2001
+    recommend it for small n)."""
+    if n < 1 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n and n >= 1, got {successes} of {n}")
+    p, z2 = successes / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    # The exact bounds at 0 and n successes are 0 and 1; rounding would leave 1e-17 instead.
+    return (0.0 if successes == 0 else max(0.0, centre - half), 1.0 if successes == n else min(1.0, centre + half))
+
+
+def label_probability(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The probability [N] that the classifier gives to the asked label of each sample
+    (probabilities [N, C], labels [N] in 0..C-1)."""
+    probabilities, labels = np.asarray(probabilities), np.asarray(labels, dtype=np.int64)
+    if probabilities.ndim != 2 or labels.shape != (len(probabilities),):
+        raise ValueError(f"need probabilities [N, C] and labels [N], got {probabilities.shape} and {labels.shape}")
+    return probabilities[np.arange(len(labels)), labels]
+
+
+def worst_judged(probabilities: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k samples whose asked label gets the lowest probability, worst first
+    (ties keep the samples' order)."""
+    p = label_probability(probabilities, labels)
+    return np.argsort(p, kind="stable")[: max(0, k)]

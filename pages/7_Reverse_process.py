@@ -57,9 +57,11 @@ def draw_settings(chosen: rr.RunSettings, locked: bool) -> None:
         if mode == "same":
             st.selectbox(tr("reverse.digit"), range(10), index=rr.DEFAULTS[rr.KEY_DIGIT], key=rr.KEY_DIGIT, disabled=locked)
     with c2:
-        sampler = st.radio(tr("reverse.sampler"), ("ddim", "ddpm"), format_func=lambda s: tr(f"reverse.sampler_{s}"),
+        sampler = st.radio(tr("reverse.sampler"), rr.SAMPLER_CHOICES, format_func=lambda s: tr(f"reverse.sampler_{s}"),
                            key=rr.KEY_SAMPLER, disabled=locked)
-        if sampler == "ddpm":
+        if sampler == "dpm_solver++":
+            st.caption(tr("reverse.hint_dpm"))
+        elif sampler == "ddpm":
             st.radio(tr("reverse.variance"), ("beta_tilde", "beta"), format_func=lambda v: tr(f"reverse.variance_{v}"),
                      key=rr.KEY_VARIANCE, disabled=locked, help=tr("reverse.variance_help"))
         else:

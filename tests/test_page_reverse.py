@@ -236,7 +236,8 @@ def test_idle_page_in_each_language(lang):
     assert at.button(key="reverse_pause").disabled and at.button(key="reverse_stop").disabled
     assert at.get("progress")[0].proto.text == tr("reverse.status_ready", n=50)
     assert len(at.get("image")) == 1  # x_T, the start Play would use
-    assert at.radio(key=rr.KEY_SAMPLER).options == [tr("reverse.sampler_ddim"), tr("reverse.sampler_ddpm")]
+    assert at.radio(key=rr.KEY_SAMPLER).options == [tr("reverse.sampler_ddim"), tr("reverse.sampler_ddpm"),
+                                                    tr("reverse.sampler_dpm_solver++")]
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -327,6 +328,51 @@ def test_formulas_of_a_step_name_their_sources_in_each_language():
     ddim.start(model)
     latex = formula_latex(TABLES["vi"], ddim, ddim.advance(), model.schedule)
     assert "Song và cộng sự, 2021, công thức (12)" in latex and "công thức (16)" in latex
+
+
+def test_formulas_of_dpm_solver_steps():
+    """DPM-Solver++(2M): the first step is first order (no earlier prediction), the middle ones second order
+    with r and the weights of D, the last one first order again; each prints the numbers it computed with."""
+    from ui.reverse_view import formula_latex
+
+    model = LinearEps()
+    run = rr.PlayerRun()
+    run.command("play", settings(sampler="dpm_solver++", steps=20))
+    run.start(model)
+    frames = [run.advance() for _ in range(20)]
+    assert run.status == "done" and [f.solver.order for f in frames] == [1] + [2] * 18 + [1]
+    for lang in LANGS:
+        tr = TABLES[lang]
+        first, middle, last = (formula_latex(tr, run, f, model.schedule) for f in (frames[0], frames[5], frames[-1]))
+        c = frames[5].solver
+        assert tr("reverse.cite_dpm_first") in first and r"D = \hat x_0" in first
+        assert tr("reverse.cite_dpm_d") in middle and f"{c.r:.4g}" in middle and f"t_\\text{{last}} = {c.t_last}" in middle
+        assert f"{c.d_coef_x0:.4g}" in middle and f"{c.coef_xt:.4g}" in middle and f"{c.coef_d:.4g}" in middle
+        assert tr("reverse.cite_dpm_last") in last and r"+\infty" in last
+        assert r"\mu" not in middle  # no mean-plus-noise line: the step adds no noise
+    # Lu et al.'s option of a first-order step next to the last one, with few steps, says why
+    from diffusion_core.samplers import ReverseProcess
+
+    process = ReverseProcess(model, [1, 2], sampler="dpm_solver++", steps=5, lower_order_final=True)
+    frames = [rr.Frame.from_step(process.step()) for _ in range(5)]
+    assert [f.solver.order for f in frames] == [1, 2, 2, 1, 1]
+    assert TABLES["en"]("reverse.cite_dpm_lower_final") in formula_latex(TABLES["en"], run, frames[3], model.schedule)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_dpm_solver_in_the_page(lang):
+    tr = TABLES[lang]
+    at = small(run_page(PAGE, lang), n=2, steps=5)
+    at.radio(key=rr.KEY_SAMPLER).set_value("dpm_solver++").run()
+    assert tr("reverse.hint_dpm") in markdown_text(at)
+    at.button(key="reverse_play").click().run()
+    assert_clean(at)
+    run = at.session_state[rr.STATE_KEY]
+    assert run.status == "done" and run.settings.sampler == "dpm_solver++" and run.sigmas == [0.0] * 5
+    formulas = [x.value for x in at.latex if r"t_\text{prev}" in x.value]
+    assert formulas and tr("reverse.cite_dpm_last") in formulas[0]  # the timeline shows the last step
+    at.select_slider(key="reverse_timeline").set_value(1).run()
+    assert any(tr("reverse.cite_dpm_d") in x.value for x in at.latex)
 
 
 def test_extreme_settings_work_and_are_explained():

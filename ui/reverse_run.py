@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from diffusion_core.images import make_grid, uint8_to_unit, unit_to_uint8
-from diffusion_core.samplers import DEFAULT_GUIDANCE, DdpmVariance, ReverseProcess, SampleStep, Sampler
+from diffusion_core.samplers import (DEFAULT_GUIDANCE, DdpmVariance, DpmSolverCoefficients, ReverseProcess, SampleStep,
+                                    Sampler)
 from ui.script_run import rerun_waiting, session_connected
 
 Status = Literal["idle", "running", "paused", "stopped", "done"]
@@ -42,6 +43,7 @@ MAX_FRAMES = 100  # steps kept for the timeline: at most this many, evenly sprea
 EPS_RANGE = 3.0  # eps_hat ~ N(0, I) is shown on [-3, 3]; every other panel on the data range [-1, 1]
 STEP_CHOICES: tuple[int, ...] = (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000)  # for T = 1000
 PANELS: tuple[str, ...] = ("x_t", "eps_hat", "x0_hat", "mean", "noise")
+SAMPLER_CHOICES: tuple[str, ...] = ("ddim", "ddpm", "dpm_solver++")  # in the order the page offers them
 
 # Widget keys of the page's settings, read by the buttons' callbacks.
 KEY_N, KEY_MODE, KEY_DIGIT = "reverse_n", "reverse_label_mode", "reverse_digit"
@@ -89,7 +91,7 @@ class RunSettings:
     """What a run generates, fixed when it starts."""
 
     labels: tuple[int, ...]  # one per sample, 0-9 or -1 (any digit)
-    sampler: Sampler  # "ddpm" or "ddim"
+    sampler: Sampler  # "ddpm", "ddim" or "dpm_solver++"
     steps: int  # number of reverse steps
     eta: float  # DDIM's eta (Song et al. 2021, eq. 16)
     guidance: float  # guidance scale s
@@ -143,12 +145,14 @@ class Frame:
     x0_hat: np.ndarray  # on [-1, 1]
     mean: np.ndarray  # on [-1, 1]
     noise: np.ndarray  # sigma z, on [-1, 1] (grey = 0)
+    solver: DpmSolverCoefficients | None = None  # DPM-Solver++ only: the step's coefficients, order and t_last
 
     @classmethod
     def from_step(cls, step: SampleStep) -> "Frame":
         return cls(index=step.index, t=step.t, t_prev=step.t_prev, alpha=step.alpha, beta=step.beta,
                    sigma=step.sigma, x_t=to_uint8(step.x_t), eps_hat=to_uint8(step.eps_hat, EPS_RANGE),
-                   x0_hat=to_uint8(step.x0_hat), mean=to_uint8(step.mean), noise=to_uint8(step.noise))
+                   x0_hat=to_uint8(step.x0_hat), mean=to_uint8(step.mean), noise=to_uint8(step.noise),
+                   solver=getattr(step, "solver", None))
 
     @property
     def nbytes(self) -> int:

@@ -96,6 +96,9 @@ def formula_latex(tr: Translator, run: rr.PlayerRun, frame: rr.Frame, schedule: 
             var = (r"\sigma^2 = \beta" if s.variance == "beta" else
                    rf"\sigma^2 = \tilde\beta = \frac{{1-\bar\alpha_{{{prev}}}}}{{1-\bar\alpha_t}}\,\beta")
             lines.append(rf"{var},\quad \sigma = {fmt(c.sigma)}" + cite("ddpm_variance"))
+    elif s.sampler == "dpm_solver++" and frame.solver is not None:
+        lines += dpm_solver_lines(tr, frame, cite)
+        return r"\begin{aligned}" + r"\\[2pt]".join("&" + line for line in lines) + r"\end{aligned}"
     else:
         lines.append(rf"\mu = \sqrt{{\bar\alpha_{{{prev}}}}}\,\hat x_0 + \sqrt{{1-\bar\alpha_{{{prev}}}-\sigma^2}}\,\hat\varepsilon"
                      rf" = {fmt(c.ddim_coef_x0)}\,\hat x_0 + {fmt(c.ddim_coef_eps)}\,\hat\varepsilon" + cite("ddim_mean"))
@@ -104,6 +107,27 @@ def formula_latex(tr: Translator, run: rr.PlayerRun, frame: rr.Frame, schedule: 
                      + cite("ddim_sigma"))
     lines.append(rf"x_{{{prev}}} = \mu + \sigma z" + (r" = \mu\ \ (\sigma = 0)" if c.sigma == 0 else ""))
     return r"\begin{aligned}" + r"\\[2pt]".join("&" + line for line in lines) + r"\end{aligned}"
+
+
+def dpm_solver_lines(tr: Translator, frame: rr.Frame, cite: Callable[[str], str]) -> list[str]:
+    """The lines of a DPM-Solver++(2M) step (Lu et al. 2022, algorithm 2) with its numbers, from the
+    coefficients the step computed with (samplers.dpm_solver_coefficients): lambda and h, D (second order:
+    the extrapolation from the previous prediction; first order: x0_hat, and why), and the update."""
+    c, prev = frame.solver, r"t_\text{prev}"
+    lam_prev = r"+\infty" if c.t_prev == 0 else fmt(c.lambda_prev)
+    h = r"+\infty" if c.t_prev == 0 else fmt(c.h)
+    lines = [rf"\lambda_t = \log\frac{{\alpha_t}}{{\sigma_t}} = {fmt(c.lambda_t)},\ \lambda_{{{prev}}} = {lam_prev},\ "
+             rf"h = \lambda_{{{prev}}} - \lambda_t = {h}" + cite("dpm_lambda")]
+    if c.order == 2:
+        lines.append(rf"r = \frac{{\lambda_t - \lambda_{{t_\text{{last}}}}}}{{h}} = {fmt(c.r)},\quad t_\text{{last}} = {c.t_last}")
+        lines.append(rf"D = \Big(1 + \frac{{1}}{{2r}}\Big)\hat x_0 - \frac{{1}}{{2r}}\,\hat x_0^\text{{last}} = "
+                     rf"{fmt(c.d_coef_x0)}\,\hat x_0 - {fmt(-c.d_coef_x0_last)}\,\hat x_0^\text{{last}}" + cite("dpm_d"))
+    else:
+        why = "dpm_first" if frame.index == 0 else "dpm_last" if c.t_prev == 0 else "dpm_lower_final"
+        lines.append(r"D = \hat x_0" + cite(why))
+    lines.append(rf"x_{{{prev}}} = \frac{{\sigma_{{{prev}}}}}{{\sigma_t}}\,x_t + \alpha_{{{prev}}}\big(1 - e^{{-h}}\big)\,D"
+                 rf" = {fmt(c.coef_xt)}\,x_t + {fmt(c.coef_d)}\,D" + cite("dpm_update"))
+    return lines
 
 
 class PlayerView:
