@@ -3,6 +3,7 @@ Lu et al. 2022), DPM-Solver++(2M) its second-order multistep cousin; two sampler
 x_T, the paths of a few pixels against lambda, a live quality meter, and the benchmark's sweep."""
 
 from ui.sidebar import sidebar, current_seed, current_device
+from ui.exercises import check_yourself
 
 import streamlit as st
 
@@ -249,3 +250,5 @@ if sweep is not None and sweep.rows:
     }, hide_index=True, key="steps_sweep_table")
     if sweep.machine:
         st.caption(tr("steps.sweep_machine", machine=sweep.machine))
+
+check_yourself(tr, "steps")

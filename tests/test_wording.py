@@ -119,6 +119,7 @@ PAGES = [
     ("pages/5_Posterior.py", {}),
     ("pages/5_Posterior.py", dict(posterior_t=1)),
     ("pages/7_Reverse_process.py", {}),
+    ("pages/8_How_many_steps.py", {}),
 ]
 
 
