@@ -353,15 +353,18 @@ def _train(data: Tensor, schedule: Schedule, model_config: MLPConfig, config: Tr
 
 # ------------------------------------------------------------------ sampling and measuring
 def reverse_paths(eps_fn: EpsFn, x_T: Tensor, schedule: Schedule, *, sampler: Sampler, steps: int,
-                  generator: torch.Generator | None = None) -> Tensor:
+                  generator: torch.Generator | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> Tensor:
     """Run the project's sampler (``samplers.sample_eps``, no clipping: 2-D data are not in [-1, 1]) from
-    x_T [N, 2]; returns every state, x_T first and x_0 last: [steps + 1, N, 2]. DDIM runs with eta = 0,
+    x_T [N, 2]; returns every state, x_T first and x_0 last: [steps + 1, N, 2]; ``progress(i, steps)`` after each step. DDIM runs with eta = 0,
     the deterministic sampler that follows the probability-flow ODE (Song et al. 2021, sec. 4.3). One thread."""
     states = [x_T.float()]
     with one_thread():
         for s in sample_eps(eps_fn, x_T, schedule, sampler=sampler, steps=steps, eta=0.0, generator=generator,
                             clip=False):
             states.append(s.x_prev)
+            if progress is not None:
+                progress(s.index + 1, steps)
     return torch.stack(states)
 
 
