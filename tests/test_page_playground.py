@@ -130,32 +130,38 @@ def test_blank_upload_is_explained(lang):
 
 
 # ------------------------------------------------------------------ Chromium
-def _slider_time(pg, n: int = 5) -> list[float]:
-    """Seconds from an arrow key on the t slider to the settled fragment, n times."""
-    handle = pg.locator('[data-testid="stSlider"]').filter(has_text="t").last.locator('[role="slider"]')
+def _slider_time(pg, lang: str, n: int = 6) -> list[float]:
+    """Seconds from an arrow key on the t slider to the exact panel showing the new t (then the script idle)."""
+    tr = Translator(lang)
+    handle = pg.locator('[data-testid="stSlider"]').filter(has_text=tr("playground.t_label")).first.get_by_role("slider")
     times = []
     for _ in range(n):
+        value = int(handle.get_attribute("aria-valuetext")) + 1
         handle.focus()
         start = time.perf_counter()
         handle.press("ArrowRight")
-        pg.wait_for_timeout(50)
+        pg.get_by_text(tr("playground.panel_exact", t=value)).wait_for(timeout=30000)
+        times.append(time.perf_counter() - start)
         wait_idle(pg)
-        times.append(time.perf_counter() - start - 0.3)  # wait_idle's own 300 ms pause
     return times
 
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_in_the_browser(app_url, browser, lang):
-    for width, height, tag in ((1400, 1000, "desktop"), (390, 844, "phone")):
+    """Both languages, desktop and a 390 px phone (tall windows so that one screenshot holds the whole page);
+    on the desktop, the time from a key press on the t slider to the redrawn field, printed."""
+    for width, height, tag in ((1400, 4400, "desktop"), (390, 11000, "phone")):
         context = browser.new_context(viewport={"width": width, "height": height})
         pg = context.new_page()
         open_page(pg, app_url, "Playground_2D", lang)
-        pg.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=120000)
+        pg.wait_for_selector('[data-testid="stPlotlyChart"]', timeout=180000)
         wait_idle(pg, timeout_ms=180000)
         assert_no_exception(pg)
         assert pg.locator('[data-testid="stPlotlyChart"]').count() == 7
-        if tag == "desktop":
-            times = _slider_time(pg)
-            print(f"\nt slider, {lang}: " + ", ".join(f"{1000 * s:.0f} ms" for s in times))
         screenshot(pg, f"playground_{lang}_{tag}")
+        if tag == "desktop":
+            times = sorted(_slider_time(pg, lang))
+            print(f"\nt slider, {lang}: " + ", ".join(f"{1000 * s:.0f} ms" for s in times))
+            assert_no_exception(pg)
+            assert times[len(times) // 2] < 3.0  # median; the goal is 0.15 s on a quiet machine (see the report)
         context.close()
