@@ -21,7 +21,8 @@ WIDTH_CHOICES = (32, 64, 128, 256)  # hidden units per layer
 T_CHOICES = (25, 50, 100, 200, 500, 1000)  # numbers of diffusion steps offered
 DEFAULTS = {"points": 500, "steps": 3000, "width": 128, "schedule": "linear", "T": 1000}
 N_PATHS = 8  # trajectories drawn from the same x_T
-N_MEMO = 100  # samples of each kind in the memorisation test
+N_MEMO = 100  # samples of each kind in the memorisation test, at most
+MEMO_PAIRS = 5e7  # fewer samples (down to 20) when samples x training points x T would exceed this: seconds of work
 K_DATA, K_SOURCE, K_UPLOAD = "playground_data", "playground_picture_source", "playground_upload"
 K_POINTS, K_STEPS, K_WIDTH, K_SCHEDULE, K_T, K_TSLIDER = (
     "playground_points", "playground_steps", "playground_width", "playground_schedule", "playground_T", "playground_t")
@@ -94,8 +95,9 @@ lab = store.get(key)
 # ------------------------------------------------------------------ 2. training
 st.header(tr("playground.train_header"))
 st.markdown(tr("playground.train_intro"))
-st.latex(r"L_\text{simple} = \mathbb{E}_{t,\,x_0,\,\varepsilon}\left\|\varepsilon - "
-         r"\varepsilon_\theta\!\left(\sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon,\ t\right)\right\|^2")
+st.latex(r"\begin{gathered}L_\text{simple} = \mathbb{E}_{t,\,x_0,\,\varepsilon}\left\|\varepsilon - "
+         r"\varepsilon_\theta(x_t, t)\right\|^2,\\ x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon,"
+         r"\quad t \sim \mathcal{U}\{1, \dots, T\}\end{gathered}")
 loss_slot = st.empty()
 if lab is None:
     schedule = make_schedule(kind, T)
@@ -133,9 +135,9 @@ schedule, data = lab.schedule, lab.data
 # ------------------------------------------------------------------ 3. the score field at step t
 st.header(tr("playground.field_header"))
 st.markdown(tr("playground.field_intro"))
-st.latex(r"\nabla_{x}\log q_t(x) = -\frac{\mathbb{E}[\varepsilon \mid x_t = x]}{\sqrt{1-\bar\alpha_t}},\qquad "
-         r"\mathbb{E}[x_0 \mid x_t] = \sum_{i=1}^{M} w_i\,x_i,\quad "
-         r"w_i \propto \exp\!\left(-\frac{\|x_t - \sqrt{\bar\alpha_t}\,x_i\|^2}{2(1-\bar\alpha_t)}\right)")
+st.latex(r"\begin{gathered}\nabla_{x}\log q_t(x) = -\frac{\mathbb{E}[\varepsilon \mid x_t = x]}{\sqrt{1-\bar\alpha_t}},\\ "
+         r"\mathbb{E}[x_0 \mid x_t] = \sum_{i=1}^{M} w_i\,x_i,\\ "
+         r"w_i \propto \exp\!\left(-\frac{\|x_t - \sqrt{\bar\alpha_t}\,x_i\|^2}{2(1-\bar\alpha_t)}\right)\end{gathered}")
 
 
 @st.fragment
@@ -193,17 +195,18 @@ st.caption(tr("playground.paths_note"))
 
 # ------------------------------------------------------------------ 5. memorisation
 st.header(tr("playground.memo_header"))
-st.markdown(tr("playground.memo_intro", n=N_MEMO))
+n_memo = max(20, min(N_MEMO, int(MEMO_PAIRS // (n_points * T))))
+st.markdown(tr("playground.memo_intro", n=n_memo))
 if "memo" not in lab.extras:
     bar = st.progress(0.0, text=tr("playground.sampling"))
-    x_T = torch.randn(N_MEMO, 2, generator=torch.Generator().manual_seed(seed + 4))
+    x_T = torch.randn(n_memo, 2, generator=torch.Generator().manual_seed(seed + 4))
     memo = {}
     for i, (predictor, fn) in enumerate((("learned", toy2d.mlp_eps_fn(lab.trained.model)),
                                          ("exact", toy2d.exact_eps_fn(data, schedule)))):
         memo[predictor] = toy2d.reverse_paths(
             fn, x_T, schedule, sampler="ddim", steps=T,
             progress=lambda k, n, i=i: bar.progress((i + k / n) / 2, text=tr("playground.sampling")))[-1]
-    memo["fresh"] = toy2d.distribution(name, pixels).sample(N_MEMO, torch.Generator().manual_seed(seed + 5))
+    memo["fresh"] = toy2d.distribution(name, pixels).sample(n_memo, torch.Generator().manual_seed(seed + 5))
     memo = {k: (v.numpy(), float(toy2d.nearest_distance(v, data).median())) for k, v in memo.items()}
     lab.extras["memo"] = memo
     bar.empty()

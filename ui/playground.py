@@ -136,7 +136,7 @@ def paths_figure(data: np.ndarray, paths: dict[str, np.ndarray], colors: dict[st
         xs = np.concatenate([np.append(p[:, k, 0], np.nan) for k in range(p.shape[1])])
         ys = np.concatenate([np.append(p[:, k, 1], np.nan) for k in range(p.shape[1])])
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=name, hoverinfo="skip",
-                                 line=dict(color=colors[name], width=1.6 if i else 1.0), opacity=1.0 if i else 0.7))
+                                 line=dict(color=colors[name], width=1.8 if i else 0.8), opacity=1.0 if i else 0.5))
         fig.add_trace(go.Scatter(x=p[-1, :, 0], y=p[-1, :, 1], mode="markers", showlegend=False, hoverinfo="skip",
                                  marker=dict(size=8, color=colors[name], symbol="circle")))
     first = next(iter(paths.values()))
