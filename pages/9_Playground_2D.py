@@ -21,6 +21,8 @@ WIDTH_CHOICES = (32, 64, 128, 256)  # hidden units per layer
 T_CHOICES = (25, 50, 100, 200, 500, 1000)  # numbers of diffusion steps offered
 DEFAULTS = {"points": 500, "steps": 3000, "width": 128, "schedule": "linear", "T": 1000}
 N_PATHS = 8  # trajectories drawn from the same x_T
+DPM_STEPS = 10  # network evaluations of DPM-Solver++ (the same ODE as DDIM, in far fewer steps)
+SAMPLERS = {"ddpm": ("ddpm", None), "ddim": ("ddim", None), "dpm": ("dpm_solver++", DPM_STEPS)}  # name: (sampler, steps)
 N_MEMO = 100  # samples of each kind in the memorisation test, at most
 MEMO_PAIRS = 5e7  # fewer samples (down to 20) when samples x training points x T would exceed this: seconds of work
 K_DATA, K_SOURCE, K_UPLOAD = "playground_data", "playground_picture_source", "playground_upload"
@@ -172,11 +174,13 @@ if "paths" not in lab.extras:
     bar = st.progress(0.0, text=tr("playground.sampling"))
     x_T = torch.randn(N_PATHS, 2, generator=torch.Generator().manual_seed(seed + 2))
     fns = {"exact": toy2d.exact_eps_fn(data, schedule), "learned": toy2d.mlp_eps_fn(lab.trained.model)}
-    runs = [(p, s) for p in fns for s in ("ddpm", "ddim")]
+    runs = [(p, s) for p in fns for s in SAMPLERS]
     paths = {}
     for i, (predictor, sampler) in enumerate(runs):
+        kind_of, n_steps = SAMPLERS[sampler]
         paths[predictor, sampler] = toy2d.reverse_paths(
-            fns[predictor], x_T, schedule, sampler=sampler, steps=T, generator=torch.Generator().manual_seed(seed + 3),
+            fns[predictor], x_T, schedule, sampler=kind_of, steps=n_steps or T,
+            generator=torch.Generator().manual_seed(seed + 3),
             progress=lambda k, n, i=i: bar.progress((i + k / n) / len(runs), text=tr("playground.sampling")),
         ).numpy()
     lab.extras["paths"] = paths
@@ -185,13 +189,13 @@ paths = lab.extras["paths"]
 data_np = data.numpy()
 cols = st.columns(2)
 for col, predictor in zip(cols, ("learned", "exact")):
-    names = {sampler: tr(f"playground.sampler_{sampler}") for sampler in ("ddpm", "ddim")}
+    names = {sampler: tr(f"playground.sampler_{sampler}", n=DPM_STEPS) for sampler in SAMPLERS}
     col.plotly_chart(pg.paths_figure(
-        data_np, {names[s]: paths[predictor, s] for s in ("ddpm", "ddim")},
-        {names["ddpm"]: pg.COLORS["fresh"], names["ddim"]: pg.COLORS[predictor]},
+        data_np, {names[s]: paths[predictor, s] for s in SAMPLERS},
+        {names["ddpm"]: pg.COLORS["fresh"], names["ddim"]: pg.COLORS[predictor], names["dpm"]: "#ff7f0e"},
         title=tr(f"playground.paths_{predictor}"), data_name=tr("playground.data_name"),
         start_name=tr("playground.start_name"), **axis_titles()), key=f"playground_paths_{predictor}")
-st.caption(tr("playground.paths_note"))
+st.caption(tr("playground.paths_note", dpm=DPM_STEPS))
 
 # ------------------------------------------------------------------ 5. memorisation
 st.header(tr("playground.memo_header"))

@@ -41,6 +41,7 @@ def test_defaults(lang):
     assert at.title[0].value == tr("playground.title")
     assert at.slider(key="playground_points").value == 500 and at.slider(key="playground_t_1000").value == 100
     assert len(at.get("plotly_chart")) == 1 + 3 + 2 + 1  # loss, three fields, two path plots, samples
+    assert Translator(lang)("playground.sampler_dpm", n=10) in str(at.get("plotly_chart")[4].proto.spec).encode().decode("unicode_escape")
     exact, fresh = metric(at, tr("playground.memo_metric_exact")), metric(at, tr("playground.memo_metric_fresh"))
     assert exact < fresh / 5  # the exact denoiser copies its training points
     assert tr("playground.memo_why").split("{")[0].strip()[:20] in texts(at)
@@ -165,3 +166,14 @@ def test_in_the_browser(app_url, browser, lang):
             assert_no_exception(pg)
             assert times[len(times) // 2] < 3.0  # median; the goal is 0.15 s on a quiet machine (see the report)
         context.close()
+
+
+def test_both_tables_hold_the_same_keys_and_no_comma_thousands():
+    import re
+
+    from ui.i18n import load_table
+
+    vi, en = ({k: v for k, v in load_table(lang).items() if k.startswith("playground.")} for lang in LANGS)
+    assert vi.keys() == en.keys() and len(vi) > 50
+    for text in (*vi.values(), *en.values()):
+        assert not re.search(r"\d,\d{3}", text), text

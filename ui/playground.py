@@ -125,7 +125,8 @@ def arrow_scale(*fields: np.ndarray) -> float:
 
 def paths_figure(data: np.ndarray, paths: dict[str, np.ndarray], colors: dict[str, str], *, title: str,
                  data_name: str, start_name: str, x_title: str, y_title: str, height: int = 420) -> go.Figure:
-    """Trajectories [S + 1, n, 2] (x_T first) per name, over the training points; x_T marked once. Each path
+    """Trajectories [S + 1, n, 2] (x_T first) per name, over the training points; x_T marked once; the first
+    name is drawn thin (the stochastic sampler), the others bold, with a dot per state when they are few. Each path
     is drawn through at most PATH_POINTS of its states (the first and last kept): a DDPM path over 1000 steps
     would otherwise be a scribble that hides the shape."""
     fig = go.Figure()
@@ -135,7 +136,9 @@ def paths_figure(data: np.ndarray, paths: dict[str, np.ndarray], colors: dict[st
         p = p[charts.downsample_for_plot(np.arange(len(p)), PATH_POINTS)]
         xs = np.concatenate([np.append(p[:, k, 0], np.nan) for k in range(p.shape[1])])
         ys = np.concatenate([np.append(p[:, k, 1], np.nan) for k in range(p.shape[1])])
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=name, hoverinfo="skip",
+        few = p.shape[0] <= 30  # a solver's few steps: show each state
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if few else "lines", name=name, hoverinfo="skip",
+                                 marker=dict(size=5),
                                  line=dict(color=colors[name], width=1.8 if i else 0.8), opacity=1.0 if i else 0.5))
         fig.add_trace(go.Scatter(x=p[-1, :, 0], y=p[-1, :, 1], mode="markers", showlegend=False, hoverinfo="skip",
                                  marker=dict(size=8, color=colors[name], symbol="circle")))
