@@ -22,7 +22,8 @@ T_CHOICES = (25, 50, 100, 200, 500, 1000)  # numbers of diffusion steps offered
 DEFAULTS = {"points": 500, "steps": 3000, "width": 128, "schedule": "linear", "T": 1000}
 N_PATHS = 8  # trajectories drawn from the same x_T
 DPM_STEPS = 10  # network evaluations of DPM-Solver++ (the same ODE as DDIM, in far fewer steps)
-SAMPLERS = {"ddpm": ("ddpm", None), "ddim": ("ddim", None), "dpm": ("dpm_solver++", DPM_STEPS)}  # name: (sampler, steps)
+# name: (sampler, steps); drawn in this order, so DDIM's path lies on top of DPM-Solver++'s dots
+SAMPLERS = {"ddpm": ("ddpm", None), "dpm": ("dpm_solver++", DPM_STEPS), "ddim": ("ddim", None)}
 N_MEMO = 100  # samples of each kind in the memorisation test, at most
 MEMO_PAIRS = 5e7  # fewer samples (down to 20) when samples x training points x T would exceed this: seconds of work
 K_DATA, K_SOURCE, K_UPLOAD = "playground_data", "playground_picture_source", "playground_upload"

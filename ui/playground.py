@@ -112,7 +112,7 @@ def field_figure(grid: np.ndarray, arrows: np.ndarray, cloud: np.ndarray | None,
     if cloud is not None:
         cloud = cloud.astype(np.float32)
         data.append(go.Scatter(x=cloud[:, 0], y=cloud[:, 1], mode="markers", name=cloud_name,
-                                 marker=dict(size=3, color=COLORS["cloud"]), hoverinfo="skip"))
+                               marker=dict(size=3, color=COLORS["cloud"]), hoverinfo="skip"))
     return go.Figure(data=data, layout=_square_layout(x_title, y_title, title, height))
 
 
@@ -126,20 +126,21 @@ def arrow_scale(*fields: np.ndarray) -> float:
 def paths_figure(data: np.ndarray, paths: dict[str, np.ndarray], colors: dict[str, str], *, title: str,
                  data_name: str, start_name: str, x_title: str, y_title: str, height: int = 420) -> go.Figure:
     """Trajectories [S + 1, n, 2] (x_T first) per name, over the training points; x_T marked once; the first
-    name is drawn thin (the stochastic sampler), the others bold, with a dot per state when they are few. Each path
-    is drawn through at most PATH_POINTS of its states (the first and last kept): a DDPM path over 1000 steps
-    would otherwise be a scribble that hides the shape."""
+    name is drawn thin and faint (the stochastic sampler), the others bold, or dotted with a dot per state when
+    they are few (a solver's). Each path is drawn through at most PATH_POINTS of its states (the first and last
+    kept): a DDPM path over 1000 steps would otherwise be a scribble that hides the shape."""
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=data[:, 0], y=data[:, 1], mode="markers", name=data_name,
-                               marker=dict(size=3, color=COLORS["data"]), hoverinfo="skip"))
+                             marker=dict(size=3, color=COLORS["data"]), hoverinfo="skip"))
     for i, (name, p) in enumerate(paths.items()):
         p = p[charts.downsample_for_plot(np.arange(len(p)), PATH_POINTS)]
         xs = np.concatenate([np.append(p[:, k, 0], np.nan) for k in range(p.shape[1])])
         ys = np.concatenate([np.append(p[:, k, 1], np.nan) for k in range(p.shape[1])])
-        few = p.shape[0] <= 30  # a solver's few steps: show each state
+        few = p.shape[0] <= 30  # a solver's few steps: a dot per state on a dotted line
+        width = 0.8 if i == 0 else (1.0 if few else 1.8)
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if few else "lines", name=name, hoverinfo="skip",
-                                 marker=dict(size=5),
-                                 line=dict(color=colors[name], width=1.8 if i else 0.8), opacity=1.0 if i else 0.5))
+                                 marker=dict(size=6), opacity=0.5 if i == 0 else 1.0,
+                                 line=dict(color=colors[name], width=width, dash="dot" if few else "solid")))
         fig.add_trace(go.Scatter(x=p[-1, :, 0], y=p[-1, :, 1], mode="markers", showlegend=False, hoverinfo="skip",
                                  marker=dict(size=8, color=colors[name], symbol="circle")))
     first = next(iter(paths.values()))
@@ -153,10 +154,10 @@ def samples_figure(data: np.ndarray, layers: dict[str, tuple[np.ndarray, str]], 
     """Training points and sets of samples (name -> (points [n, 2], colour)) in one square plot."""
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=data[:, 0], y=data[:, 1], mode="markers", name=data_name,
-                               marker=dict(size=4, color=COLORS["data"])))
+                             marker=dict(size=4, color=COLORS["data"])))
     for name, (points, color) in layers.items():
         fig.add_trace(go.Scatter(x=points[:, 0], y=points[:, 1], mode="markers", name=name,
-                                   marker=dict(size=6, color=color, opacity=0.8, line=dict(width=0))))
+                                 marker=dict(size=6, color=color, opacity=0.8, line=dict(width=0))))
     return _square(fig, x_title, y_title, title, height)
 
 
