@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -228,13 +229,26 @@ def exact_eps_fn(data: Tensor, schedule: Schedule) -> EpsFn:
 def one_thread() -> Iterator[None]:
     """Run PyTorch on one thread inside the block, then restore the count. The 2-D work is many tiny operations:
     a second thread only adds synchronisation, and on a shared, busy CPU its waiting made a training run 20 times
-    slower (measured: 300 steps in 3.5 s on one thread, 80 s on two). The count is process-wide."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    slower (measured: 300 steps in 3.5 s on one thread, 80 s on two). The count is process-wide, and a server
+    runs blocks of several sessions at once: the first block in records the count, the last one out restores it."""
+    global _one_thread_depth, _threads_before
+    with _one_thread_lock:
+        if _one_thread_depth == 0:
+            _threads_before = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _one_thread_depth += 1
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        with _one_thread_lock:
+            _one_thread_depth -= 1
+            if _one_thread_depth == 0:
+                torch.set_num_threads(_threads_before)
+
+
+_one_thread_lock = threading.Lock()
+_one_thread_depth = 0  # blocks of one_thread running now, in any thread
+_threads_before = 1  # the count to restore when the last block ends
 
 
 # ------------------------------------------------------------------ the MLP noise predictor

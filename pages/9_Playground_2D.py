@@ -2,6 +2,7 @@
 the exact one of the training set, its trajectories (DDPM and DDIM), and what it adds over memorising."""
 
 from ui.sidebar import sidebar, current_seed
+from ui.exercises import check_yourself
 
 import hashlib
 
@@ -226,3 +227,5 @@ exact_d, learned_d, fresh_d = (memo[w][1] for w in ("exact", "learned", "fresh")
 st.markdown(tr("playground.memo_why", exact=f"{exact_d:.4f}", learned=f"{learned_d:.4f}", fresh=f"{fresh_d:.4f}"))
 if n_points == 1:
     st.info(tr("playground.memo_one_point"), icon=":material/info:")
+
+check_yourself(tr, "playground")

@@ -120,6 +120,7 @@ PAGES = [
     ("pages/5_Posterior.py", dict(posterior_t=1)),
     ("pages/7_Reverse_process.py", {}),
     ("pages/8_How_many_steps.py", {}),
+    ("pages/9_Playground_2D.py", {}),
 ]
 
 
