@@ -40,9 +40,11 @@ class StepOutput:
     beta: float  # 1 - alpha
 
 
-def predict_x0_from_eps(x_t: Tensor, eps: Tensor, alpha_bar_t: float) -> Tensor:
-    """x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t) (Ho et al. 2020, eq. 15)."""
-    return (x_t - math.sqrt(1 - alpha_bar_t) * eps) / math.sqrt(alpha_bar_t)
+def predict_x0_from_eps(x_t: Tensor, eps: Tensor, alpha_bar_t: float | Tensor) -> Tensor:
+    """x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t) (Ho et al. 2020, eq. 15).
+    abar_t: a float, or a tensor that broadcasts against x_t (e.g. [N, 1, 1, 1], one t per image)."""
+    sqrt = torch.sqrt if isinstance(alpha_bar_t, Tensor) else math.sqrt
+    return (x_t - sqrt(1 - alpha_bar_t) * eps) / sqrt(alpha_bar_t)
 
 
 def predict_eps_from_x0(x_t: Tensor, x0: Tensor, alpha_bar_t: float) -> Tensor:
@@ -173,14 +175,15 @@ def timesteps(T: int, steps: int, t_start: int | None = None) -> list[int]:
     return [math.floor(i * t_start / steps) for i in range(steps, 0, -1)]
 
 
-def guided_eps(model: nn.Module, x_t: Tensor, t: int, labels: Tensor, guidance: float) -> Tensor:
+def guided_eps(model: nn.Module, x_t: Tensor, t: int | Tensor, labels: Tensor, guidance: float) -> Tensor:
     """eps = eps(x_t, none) + s (eps(x_t, y) - eps(x_t, none)) (Ho & Salimans 2022, eq. 6 in eps form).
 
-    s = 1 is the plain conditional model and s = 0 the unconditional one (one
-    network pass each); otherwise both passes go through the network as one
-    batch. Rows whose label is -1 are unconditional whatever s is."""
+    t: one timestep for every row, or a LongTensor [N] (one per row). s = 1 is the plain
+    conditional model and s = 0 the unconditional one (one network pass each); otherwise
+    both passes go through the network as one batch. Rows whose label is -1 are
+    unconditional whatever s is."""
     n = x_t.shape[0]
-    t_batch = torch.full((n,), t, dtype=torch.long, device=x_t.device)
+    t_batch = t.to(x_t.device) if isinstance(t, Tensor) else torch.full((n,), t, dtype=torch.long, device=x_t.device)
     null = torch.full_like(labels, NULL_LABEL)
     if guidance == 0:
         return model(x_t, t_batch, null)
@@ -188,6 +191,24 @@ def guided_eps(model: nn.Module, x_t: Tensor, t: int, labels: Tensor, guidance: 
         return model(x_t, t_batch, labels)
     eps_cond, eps_uncond = model(torch.cat([x_t, x_t]), torch.cat([t_batch, t_batch]), torch.cat([labels, null])).chunk(2)
     return eps_uncond + guidance * (eps_cond - eps_uncond)
+
+
+def guided_eps_fn(model: nn.Module, labels: Tensor, guidance: float) -> EpsFn:
+    """The network as ``eps_fn(x_t, t)`` (t a LongTensor [M]) for N images with ``labels`` [N], guided
+    with scale s (``guided_eps``). x_t is cast to the network's dtype and device, eps_hat comes back in
+    x_t's. M may be a multiple of N: rows are whole copies of the N images, row j is image j mod N (the
+    layout of ``elbo.predict_noise``, which evaluates many t in one call)."""
+    p = next(iter(model.parameters()), None)
+    dtype, device = (p.dtype, p.device) if p is not None else (torch.float32, torch.device("cpu"))
+    labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1).to(device)
+
+    def eps_fn(x_t: Tensor, t: Tensor) -> Tensor:
+        if x_t.shape[0] % len(labels):
+            raise ValueError(f"{x_t.shape[0]} rows are not whole copies of the {len(labels)} labelled images")
+        rows = labels.repeat(x_t.shape[0] // len(labels))
+        return guided_eps(model, x_t.to(device, dtype), t.to(device), rows, guidance).to(x_t.device, x_t.dtype)
+
+    return eps_fn
 
 
 @dataclass(frozen=True)
