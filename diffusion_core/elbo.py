@@ -262,3 +262,40 @@ def mean_and_standard_error(values: Tensor | Sequence[float]) -> tuple[float, fl
     v = torch.as_tensor(values, dtype=torch.float64).flatten()
     se = float(v.std(unbiased=True) / math.sqrt(len(v))) if len(v) > 1 else 0.0
     return float(v.mean()), se
+
+
+@dataclass(frozen=True)
+class StratifiedBound:
+    """A live estimate of the bound for both choices of sigma_t^2 from one set of network calls
+    (``stratified_bound``); every value in bits per dimension."""
+
+    plan: StratifiedPlan
+    prior_bpd: Tensor  # [N] L_T, exact
+    decoder_bpd: Tensor  # [N] L_0, one draw of x_1 (the same for both variances: sigma_1^2 = beta~_2)
+    sampled_bpd: dict[str, Tensor]  # variance -> [N, K r] L_{t-1} at plan.timesteps
+    estimate: dict[str, StratifiedEstimate]  # variance -> the stratified total and its standard error
+    eps_mse: Tensor  # [N, K r] mean over the pixels of (eps - eps_hat)^2 at plan.timesteps
+
+
+def stratified_bound(eps_fn: EpsFn, x0: Tensor, schedule: Schedule, plan: StratifiedPlan, *,
+                     generator: torch.Generator | None = None, batch_size: int = 64,
+                     progress: Progress | None = None) -> StratifiedBound:
+    """L_T exactly, L_0 with one draw of x_1, and sum_{t>=2} L_{t-1} by ``stratified_total`` over
+    ``plan``: 1 + K r network calls per image instead of T. Noise is drawn on the CPU with ``generator``."""
+    _check_x0(x0)
+    N, dims = x0.shape[0], x0[0].numel()
+    timesteps = torch.cat([torch.ones(1, dtype=torch.long), plan.timesteps])
+    noise = torch.randn((len(timesteps), *x0.shape), generator=generator, dtype=torch.float32).to(x0.dtype)
+    eps_hat = predict_noise(eps_fn, x0, schedule, noise, timesteps, batch_size=batch_size, progress=progress)
+    prior = nats_to_bpd(prior_nats(x0, schedule), dims)
+    t_rows = timesteps.repeat_interleave(N)
+    sampled, estimate, decoder = {}, {}, None
+    for variance in ("beta", "beta_tilde"):
+        nats = terms_nats(x0.repeat(len(timesteps), 1, 1, 1), t_rows, noise.flatten(0, 1), eps_hat.flatten(0, 1),
+                          schedule, variance).reshape(len(timesteps), N).T
+        bpd = nats_to_bpd(nats, dims)
+        decoder, sampled[variance] = bpd[:, 0], bpd[:, 1:]
+        estimate[variance] = stratified_total(plan, prior, decoder, sampled[variance])
+    mse = ((noise.to(torch.float64) - eps_hat.to(torch.float64)) ** 2).flatten(2).mean(2).T
+    return StratifiedBound(plan=plan, prior_bpd=prior, decoder_bpd=decoder, sampled_bpd=sampled,
+                           estimate=estimate, eps_mse=mse[:, 1:])
