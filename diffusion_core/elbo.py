@@ -210,8 +210,8 @@ def bound_from_predictions(x0: Tensor, schedule: Schedule, noise: Tensor, eps_ha
 # ------------------------------------------------------------------ a stratified estimate for live use
 @dataclass(frozen=True)
 class StratifiedPlan:
-    """Timesteps for a stratified estimate of sum_{t=2}^T L_{t-1}: {2..T} cut into contiguous strata of
-    near-equal size, ``per_stratum`` draws of t in each, uniform with replacement."""
+    """Timesteps for a stratified estimate of sum_{t=2}^T L_{t-1}: {2..T} cut into contiguous strata,
+    ``per_stratum`` draws of t in each, uniform with replacement."""
 
     timesteps: Tensor  # LongTensor [K r], stratum-major (draws of stratum k at k r .. k r + r - 1)
     bounds: Tensor  # LongTensor [K + 1]: stratum k holds t = bounds[k] .. bounds[k + 1] - 1
@@ -223,15 +223,25 @@ class StratifiedPlan:
         return self.bounds[1:] - self.bounds[:-1]
 
 
+def stratum_bounds(T: int, strata: int) -> Tensor:
+    """Edges 2 = b_0 < ... < b_K = T + 1 of at most ``strata`` strata, log-spaced in t: the terms fall by
+    orders of magnitude over the first steps and then flatten, so strata are narrow where the terms change
+    fast. The last stratum is {T} alone: with the cosine schedule beta_T is clipped to 0.999 and the eq. 12
+    weight there is ~500, so that one term can be as large as the thousand before it. Rounding merges
+    strata at small t, so K can be smaller than ``strata``."""
+    if not 2 <= strata <= T - 1:
+        raise ValueError(f"strata must lie in 2..{T - 1}, got {strata}")
+    edges = torch.logspace(math.log10(2), math.log10(T), strata, dtype=torch.float64).round().long().unique()
+    return torch.cat([edges, torch.tensor([T + 1])])
+
+
 def stratified_plan(T: int, strata: int, per_stratum: int = 2, generator: torch.Generator | None = None) -> StratifiedPlan:
-    """Cut t = 2..T into ``strata`` contiguous strata and draw ``per_stratum`` timesteps in each."""
-    if not 1 <= strata <= T - 1:
-        raise ValueError(f"strata must lie in 1..{T - 1}, got {strata}")
+    """Cut t = 2..T into at most ``strata`` strata (``stratum_bounds``) and draw ``per_stratum`` t in each."""
     if per_stratum < 2:
         raise ValueError("per_stratum must be at least 2 to estimate the standard error")
-    bounds = torch.linspace(2, T + 1, strata + 1, dtype=torch.float64).round().long()
+    bounds = stratum_bounds(T, strata)
     sizes = bounds[1:] - bounds[:-1]
-    u = torch.rand((strata, per_stratum), generator=generator, dtype=torch.float64)
+    u = torch.rand((len(sizes), per_stratum), generator=generator, dtype=torch.float64)
     t = bounds[:-1, None] + (u * sizes[:, None]).floor().long()
     return StratifiedPlan(timesteps=t.flatten(), bounds=bounds, per_stratum=per_stratum)
 

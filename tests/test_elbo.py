@@ -255,6 +255,8 @@ def test_stratified_estimate_is_unbiased_and_its_standard_error_is_right():
     assert float(torch.tensor(ses).pow(2).mean().sqrt()) == pytest.approx(spread, rel=0.1)
     with pytest.raises(ValueError):
         stratified_plan(T, 25, 1)
+    with pytest.raises(ValueError):
+        stratified_plan(T, 1, 2)
 
 
 # ------------------------------------------------------------------ plumbing
