@@ -28,6 +28,7 @@ from .posterior import posterior_coefficients, q_posterior_mean_variance
 from .samplers import DdpmVariance, EpsFn, predict_x0_from_eps
 from .schedules import Schedule
 
+DECODER_DRAWS = 2  # draws of x_1 for L_0 in the live estimate: its noise (~0.03 bits/dim) joins the standard error
 BIN_HALF_WIDTH = 1.0 / 255.0  # half the spacing of the 8-bit grid on [-1, 1] (Ho et al. 2020, eq. 13)
 Progress = Callable[[int, int], None]  # progress(done, total) after each network batch
 
@@ -258,12 +259,17 @@ class StratifiedEstimate:
 def stratified_total(plan: StratifiedPlan, prior: Tensor, decoder: Tensor, sampled_terms: Tensor) -> StratifiedEstimate:
     """The stratified estimator (Cochran 1977, ch. 5) of L_T + sum_{t=2}^T L_{t-1} + L_0.
 
-    prior, decoder: [N] (computed exactly); sampled_terms: [N, K r], L_{t-1} at plan.timesteps, in any unit
-    (the result has the same). Its standard error covers both the choice of t and the noise of each term."""
+    prior: [N], exact; decoder: [N] (taken as exact) or [N, m] (m >= 2 draws of x_1: their mean, and their
+    variance / m joins the standard error); sampled_terms: [N, K r], L_{t-1} at plan.timesteps, in any unit
+    (the result has the same). The standard error covers both the choice of t and the noise of each term."""
     n, r = plan.sizes.to(torch.float64), plan.per_stratum
     values = sampled_terms.to(torch.float64).reshape(sampled_terms.shape[0], -1, r)  # [N, K, r]
     share = n * values.mean(2)
     var = (n**2 * values.var(2, unbiased=True) / r).sum(1)
+    decoder = decoder.to(torch.float64)
+    if decoder.ndim == 2:
+        var = var + decoder.var(1, unbiased=True) / decoder.shape[1]
+        decoder = decoder.mean(1)
     return StratifiedEstimate(total=prior + decoder + share.sum(1), standard_error=var.sqrt(), per_stratum=share)
 
 
@@ -281,7 +287,7 @@ class StratifiedBound:
 
     plan: StratifiedPlan
     prior_bpd: Tensor  # [N] L_T, exact
-    decoder_bpd: Tensor  # [N] L_0, one draw of x_1 (the same for both variances: sigma_1^2 = beta~_2)
+    decoder_bpd: Tensor  # [N] L_0, mean of DECODER_DRAWS draws of x_1 (the same for both variances: sigma_1^2 = beta~_2)
     sampled_bpd: dict[str, Tensor]  # variance -> [N, K r] L_{t-1} at plan.timesteps
     estimate: dict[str, StratifiedEstimate]  # variance -> the stratified total and its standard error
     eps_mse: Tensor  # [N, K r] mean over the pixels of (eps - eps_hat)^2 at plan.timesteps
@@ -290,11 +296,12 @@ class StratifiedBound:
 def stratified_bound(eps_fn: EpsFn, x0: Tensor, schedule: Schedule, plan: StratifiedPlan, *,
                      generator: torch.Generator | None = None, batch_size: int = 64,
                      progress: Progress | None = None) -> StratifiedBound:
-    """L_T exactly, L_0 with one draw of x_1, and sum_{t>=2} L_{t-1} by ``stratified_total`` over
-    ``plan``: 1 + K r network calls per image instead of T. Noise is drawn on the CPU with ``generator``."""
+    """L_T exactly, L_0 from DECODER_DRAWS draws of x_1, and sum_{t>=2} L_{t-1} by ``stratified_total`` over
+    ``plan``: DECODER_DRAWS + K r network calls per image instead of T. Noise is drawn on the CPU with
+    ``generator``."""
     _check_x0(x0)
-    N, dims = x0.shape[0], x0[0].numel()
-    timesteps = torch.cat([torch.ones(1, dtype=torch.long), plan.timesteps])
+    N, dims, m = x0.shape[0], x0[0].numel(), DECODER_DRAWS
+    timesteps = torch.cat([torch.ones(m, dtype=torch.long), plan.timesteps])
     noise = torch.randn((len(timesteps), *x0.shape), generator=generator, dtype=torch.float32).to(x0.dtype)
     eps_hat = predict_noise(eps_fn, x0, schedule, noise, timesteps, batch_size=batch_size, progress=progress)
     prior = nats_to_bpd(prior_nats(x0, schedule), dims)
@@ -304,8 +311,8 @@ def stratified_bound(eps_fn: EpsFn, x0: Tensor, schedule: Schedule, plan: Strati
         nats = terms_nats(x0.repeat(len(timesteps), 1, 1, 1), t_rows, noise.flatten(0, 1), eps_hat.flatten(0, 1),
                           schedule, variance).reshape(len(timesteps), N).T
         bpd = nats_to_bpd(nats, dims)
-        decoder, sampled[variance] = bpd[:, 0], bpd[:, 1:]
+        decoder, sampled[variance] = bpd[:, :m], bpd[:, m:]
         estimate[variance] = stratified_total(plan, prior, decoder, sampled[variance])
     mse = ((noise.to(torch.float64) - eps_hat.to(torch.float64)) ** 2).flatten(2).mean(2).T
-    return StratifiedBound(plan=plan, prior_bpd=prior, decoder_bpd=decoder, sampled_bpd=sampled,
-                           estimate=estimate, eps_mse=mse[:, 1:])
+    return StratifiedBound(plan=plan, prior_bpd=prior, decoder_bpd=decoder.mean(1), sampled_bpd=sampled,
+                           estimate=estimate, eps_mse=mse[:, m:])

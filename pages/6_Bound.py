@@ -89,7 +89,7 @@ st.caption(tr("bound.eq5_source"))
 n_strata = len(elbo.stratum_bounds(T, strata)) - 1  # log-spaced strata; rounding merges some at small t
 live = bl.cached_bound(digit, label, strata, seed)
 if live is None:
-    progress_text = tr("bound.progress", rows=2 * (1 + 2 * n_strata))
+    progress_text = tr("bound.progress", rows=2 * (elbo.DECODER_DRAWS + 2 * n_strata))
     bar = st.progress(0.0, text=progress_text)
     live = bl.live_bound(shared, digit, label, strata, seed, progress=lambda f: bar.progress(min(f, 1.0), text=progress_text))
     bar.empty()
@@ -236,19 +236,23 @@ def at_one_t() -> None:
         for v in ("beta", "beta_tilde"):
             w, c = float(weights[v][t]), float(consts[v][t])
             st.latex(rf"{VAR_NAMES[v]}:\ \ {latex_num(w)} \times {latex_num(d.sse)} + {D} \times {latex_num(c)}"
-                     rf" = {latex_num(w * d.sse + D * c)}\ \text{{nats}}"
-                     rf"\quad\text{{{tr('bound.vs_kl')}}}\quad {latex_num(d.term_nats[v])}\ \text{{nats}}")
+                     rf" = {latex_num(w * d.sse + D * c)}\ \text{{nats}};\qquad"
+                     rf"D_{{\mathrm{{KL}}}} = {latex_num(d.term_nats[v])}\ \text{{nats}}")
         st.caption(tr("bound.check_eq12_note", mse=f"{mse:.4f}", sse=f"{d.sse:.1f}"))
 
     c1, c2 = st.columns(2)
     ts = np.arange(T + 1)
-    wfig = charts.curves_figure(ts[2:], {tr(f"bound.weight_{v}"): weights[v][2:] for v in ("beta", "beta_tilde")},
-                                tr("bound.axis_t"), tr("bound.axis_weight"), marker_x=max(t, 2),
-                                marker_label=f"t = {max(t, 2)}", log_y=True, height=320,
-                                title=tr("bound.weight_title"))
-    wfig.update_xaxes(type="log")
-    c1.plotly_chart(wfig, key="bound_weight_chart")
     tt = max(t, 2)
+    wfig = charts.curves_figure(ts[2:], {tr(f"bound.weight_{v}"): weights[v][2:] for v in ("beta", "beta_tilde")},
+                                tr("bound.axis_t"), tr("bound.axis_weight"), log_y=True, height=340,
+                                title=tr("bound.weight_title"))
+    for i, v in enumerate(("beta", "beta_tilde")):
+        wfig.add_trace(go.Scatter(x=[tt], y=[weights[v][tt]], mode="markers", showlegend=False,
+                                  marker=dict(color=charts.PALETTE[i], size=10, line=dict(color="white", width=1))))
+    wfig.update_xaxes(type="log")
+    # shapes on a log axis take log10(x)
+    wfig.add_vline(x=math.log10(tt), line=dict(color=charts.MARKER_COLOR, dash="dash", width=1))
+    c1.plotly_chart(wfig, key="bound_weight_chart")
     c1.caption(tr("bound.weight_note", t=tt, w_beta=latex_num(float(weights["beta"][tt])),
                   w_tilde=latex_num(float(weights["beta_tilde"][tt])), w2=latex_num(float(weights["beta_tilde"][2])),
                   wmin=latex_num(w_min), tmin=t_min, wT=latex_num(float(weights["beta_tilde"][T]))))
@@ -269,10 +273,10 @@ def at_one_t() -> None:
                                   name=tr("bound.mse_digit", t=t)))
         mfig.update_xaxes(type="log")
         mfig.update_yaxes(type="log", exponentformat="power")
-        mfig.update_layout(title=dict(text=tr("bound.mse_title"), x=0.0, font=dict(size=15)), height=320,
+        mfig.update_layout(title=dict(text=tr("bound.mse_title"), x=0.0, font=dict(size=15)), height=340,
                            xaxis_title=tr("bound.axis_t"), yaxis_title=tr("bound.axis_mse"),
                            margin=dict(l=10, r=10, t=40, b=10),
-                           legend=dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0.0))
+                           legend=dict(orientation="h", yanchor="top", y=-0.3, xanchor="left", x=0.0))
         c2.plotly_chart(mfig, key="bound_mse_chart")
         c2.caption(tr("bound.mse_note", n=curves["digits"], m=f"{float(curves['eps_mse_cond'][t - 1]):.4f}",
                       se=f"{float(curves['eps_mse_cond_se'][t - 1]):.4f}", t=t))

@@ -308,3 +308,14 @@ def test_stratified_bound_agrees_with_the_full_bound():
         assert torch.all(est.standard_error > 0)
         assert torch.all((est.total - full[v].total_bpd).abs() < 6 * est.standard_error + 0.05 * full[v].total_bpd)
     assert live.estimate["beta"].per_stratum.shape == (2, 7)
+
+
+def test_decoder_draws_join_the_standard_error():
+    """With m draws of L_0 the estimate uses their mean and adds their variance / m."""
+    plan = stratified_plan(30, 5, 2, generator=torch.Generator().manual_seed(8))
+    terms = torch.ones(1, len(plan.timesteps), dtype=torch.float64)  # no spread within strata
+    one = stratified_total(plan, torch.zeros(1), torch.tensor([0.5]), terms)
+    two = stratified_total(plan, torch.zeros(1), torch.tensor([[0.4, 0.6]]), terms)
+    assert float(one.standard_error) == 0.0 and float(one.total) == pytest.approx(0.5 + 29)
+    assert float(two.total) == pytest.approx(float(one.total))
+    assert float(two.standard_error) == pytest.approx(math.sqrt(0.02 / 2))

@@ -97,7 +97,7 @@ def live_bound(shared: SharedDenoiser, digit: np.ndarray, label: int, strata: in
         with shared.lock:
             results[mode] = elbo.stratified_bound(guided_eps_fn(shared.model, y, 1.0), x0, schedule, plan,
                                                   generator=g, progress=step)
-        rows += 1 + len(plan.timesteps)
+        rows += elbo.DECODER_DRAWS + len(plan.timesteps)
     out = LiveBound(results=results, seconds=time.perf_counter() - start, rows=rows)
     _store().put(key, out)
     return out
