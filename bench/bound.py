@@ -50,7 +50,7 @@ def digit_noise(index: int, seed: int, T: int) -> torch.Tensor:
 
 def run(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
-    model = load_denoiser("cpu")
+    model = load_denoiser("cpu", args.weights)
     schedule, T = model.schedule, model.schedule.T
     images, labels = load_mnist(args.data, "test")
     x_all = torch.from_numpy(to_model_range(images[: args.digits]))
@@ -145,8 +145,8 @@ def report(state: dict[str, np.ndarray], T: int, args: argparse.Namespace) -> No
         curves[f"eps_mse_{m}"] = [float(f"{v:.5g}") for v in mean]
         curves[f"eps_mse_{m}_se"] = [float(f"{v:.3g}") for v in se]
     if args.write_curves:
-        CURVES_PATH.write_text(json.dumps(curves, separators=(",", ":")) + "\n")
-        print(f"\ncurves written to {CURVES_PATH.relative_to(ROOT)}", file=sys.stderr)
+        Path(args.curves).write_text(json.dumps(curves, separators=(",", ":")) + "\n")
+        print(f"\ncurves written to {args.curves}", file=sys.stderr)
 
 
 def main() -> None:
@@ -158,8 +158,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", default=str(DEFAULT_DATA))
     p.add_argument("--out", default=str(ROOT / "runs" / "bound"))
-    p.add_argument("--no-curves", dest="write_curves", action="store_false",
-                   help=f"do not write {CURVES_PATH.name}")
+    p.add_argument("--weights", default=str(PRETRAINED_DIR), help="folder of the denoiser's weights and config")
+    p.add_argument("--curves", default=str(CURVES_PATH), help="where to write the per-t curves (JSON)")
+    p.add_argument("--no-curves", dest="write_curves", action="store_false", help="do not write the curves")
     run(p.parse_args())
 
 

@@ -173,10 +173,11 @@ bar_fig = go.Figure(go.Bar(x=labels, y=values, marker_color=charts.PALETTE[1]))
 bar_fig.update_layout(xaxis_title=tr("bound.axis_stratum"), yaxis_title=tr("bound.axis_share"), height=300,
                       margin=dict(l=10, r=10, t=10, b=10))
 st.plotly_chart(bar_fig, key="bound_where_chart")
-first_kl = float(est.per_stratum[0, 0])
-share_small = (float(cond.decoder_bpd[0]) + first_kl) / total
-st.markdown(tr("bound.where_note", dec=f3(float(cond.decoder_bpd[0])), first=f3(first_kl),
-               t_end=int(bounds[1] - 1), share=f"{100 * share_small:.0f}", total=f3(total)))
+j = max(int(np.searchsorted(bounds, 12, side="right")) - 1, 1)  # strata 0..j-1 end at t <= 11 (at least one)
+early_kl = float(est.per_stratum[0, :j].sum())
+share_small = (float(cond.decoder_bpd[0]) + early_kl) / total
+st.markdown(tr("bound.where_note", dec=f3(float(cond.decoder_bpd[0])), first=f3(early_kl),
+               t_end=int(bounds[j] - 1), share=f"{100 * share_small:.0f}", total=f3(total)))
 if curves is not None:
     terms = np.asarray(curves["terms_cond_beta_tilde"])
     cum = np.cumsum(terms) / terms.sum()
