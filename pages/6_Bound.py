@@ -81,9 +81,10 @@ elif label != true_label:
 # ------------------------------------------------------------------ 1. the bound, term by term
 st.header(tr("bound.terms_title"), anchor="bound-terms")
 st.markdown(tr("bound.terms_intro"))
-st.latex(r"L = \underbrace{D_{\mathrm{KL}}\!\big(q(x_T|x_0)\,\|\,p(x_T)\big)}_{L_T}"
-         r" + \sum_{t=2}^{T} \underbrace{D_{\mathrm{KL}}\!\big(q(x_{t-1}|x_t,x_0)\,\|\,p_\theta(x_{t-1}|x_t)\big)}_{L_{t-1}}"
-         r" \underbrace{-\log p_\theta(x_0|x_1)}_{L_0} \;\ge\; -\log p_\theta(x_0)")
+st.latex(r"\begin{aligned} L &= L_T + \sum_{t=2}^{T} L_{t-1} + L_0 \;\ge\; -\log p_\theta(x_0),\\"
+         r"L_T &= D_{\mathrm{KL}}\big(q(x_T|x_0)\,\|\,p(x_T)\big),\\"
+         r"L_{t-1} &= D_{\mathrm{KL}}\big(q(x_{t-1}|x_t,x_0)\,\|\,p_\theta(x_{t-1}|x_t)\big),\\"
+         r"L_0 &= -\log p_\theta(x_0|x_1) \end{aligned}")
 st.caption(tr("bound.eq5_source"))
 
 n_strata = len(elbo.stratum_bounds(T, strata)) - 1  # log-spaced strata; rounding merges some at small t
@@ -103,17 +104,15 @@ for col, v in ((m1, "beta"), (m2, "beta_tilde")):
     col.metric(tr(f"bound.total_{v}"), f"{f3(float(est.total[0]))} ± {f3(float(est.standard_error[0]))}")
 m3.metric(tr("bound.uniform_metric"), "8.000", help=tr("bound.uniform_help"))
 
-# The breakdown: L_T + sum + L_0 = total, with numbers (conditional network).
-rows = []
+# The breakdown: L_T + sum + L_0 = total, with numbers (conditional network); two rows, for phones.
 for v in ("beta", "beta_tilde"):
     est = cond.estimate[v]
     prior, dec = float(cond.prior_bpd[0]), float(cond.decoder_bpd[0])
     middle = float(est.total[0]) - prior - dec
-    rows.append((v, prior, middle, dec, float(est.total[0]), float(est.standard_error[0])))
-    st.latex(rf"{VAR_NAMES[v]}:\quad \underbrace{{{latex_num(prior)}}}_{{L_T}} + "
-             rf"\underbrace{{{latex_num(middle)}}}_{{\sum_{{t\ge2}} L_{{t-1}}}} + \underbrace{{{latex_num(dec)}}}_{{L_0}}"
-             rf" = {latex_num(float(est.total[0]))} \pm {latex_num(float(est.standard_error[0]))}"
-             rf"\ \text{{{tr('bound.bpd_unit')}}}")
+    st.latex(rf"\begin{{aligned}} {VAR_NAMES[v]}:\quad & \underbrace{{{latex_num(prior)}}}_{{L_T}} + "
+             rf"\underbrace{{{latex_num(middle)}}}_{{\sum_{{t\ge2}} L_{{t-1}}}} + \underbrace{{{latex_num(dec)}}}_{{L_0}}\\"
+             rf"&= {latex_num(float(est.total[0]))} \pm {latex_num(float(est.standard_error[0]))}"
+             rf"\ \text{{{tr('bound.bpd_unit')}}} \end{{aligned}}")
 st.markdown(tr("bound.breakdown_note", prior=latex_num(float(cond.prior_bpd[0]), 2),
                abar_T=latex_num(float(schedule.alpha_bars[T]), 2),
                nats=f"{float(cond.estimate['beta_tilde'].total[0]) * D * math.log(2):.0f}",
@@ -122,9 +121,10 @@ st.caption(tr("bound.se_note", strata=n_strata))
 
 # The decoder L_0 (eq. 13), checked on the pixel it finds hardest: its 256 bins sum to 1.
 st.subheader(tr("bound.decoder_title"), anchor="decoder")
-st.latex(r"p_\theta(x_0|x_1) = \prod_{i=1}^{D} \int_{\delta_-(x_0^i)}^{\delta_+(x_0^i)}"
-         r"\mathcal{N}\big(x;\ \hat x_0^i(x_1),\ \sigma_1^2\big)\,dx,\qquad"
-         r"\delta_\pm(x) = \begin{cases} \pm\infty & x = \pm 1 \\ x \pm \tfrac{1}{255} & \text{otherwise} \end{cases}")
+st.latex(r"\begin{aligned} p_\theta(x_0|x_1) &= \prod_{i=1}^{D} \int_{\delta_-(x_0^i)}^{\delta_+(x_0^i)}"
+         r"\mathcal{N}\big(x;\ \hat x_0^i(x_1),\ \sigma_1^2\big)\,dx,\\"
+         r"\delta_\pm(x) &= \begin{cases} \pm\infty & x = \pm 1 \\ x \pm \tfrac{1}{255} & \text{otherwise} \end{cases}"
+         r" \end{aligned}")
 st.caption(tr("bound.eq13_source"))
 d1 = bl.step_detail(shared, digit, label, 1, seed)
 x0_pixels = digit.astype(np.float64) / 127.5 - 1
@@ -204,9 +204,10 @@ st.markdown(tr("bound.modes_note", diff=f"{diff:+.4f}", se=f"{float(paired_est.s
 # ------------------------------------------------------------------ 2. from the KL to L_simple
 st.header(tr("bound.simple_title"), anchor="l-simple")
 st.markdown(tr("bound.simple_intro"))
-st.latex(r"L_{t-1} = \frac{\beta_t^2}{2\sigma_t^2\,\alpha_t\,(1-\bar\alpha_t)}\,"
+st.latex(r"\begin{aligned} L_{t-1} &= \frac{\beta_t^2}{2\sigma_t^2\,\alpha_t\,(1-\bar\alpha_t)}\,"
          r"\big\|\epsilon - \epsilon_\theta(\sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon,\ t)\big\|^2"
-         r" + D\,c_t,\qquad c_t = \tfrac12\Big(\log\frac{\sigma_t^2}{\tilde\beta_t} + \frac{\tilde\beta_t}{\sigma_t^2} - 1\Big)")
+         r" + D\,c_t,\\ c_t &= \tfrac12\Big(\log\frac{\sigma_t^2}{\tilde\beta_t} + \frac{\tilde\beta_t}{\sigma_t^2} - 1\Big)"
+         r" \end{aligned}")
 st.caption(tr("bound.eq12_source"))
 
 weights = {v: elbo.eps_mse_weight(schedule, v).numpy() for v in ("beta", "beta_tilde")}
@@ -236,9 +237,9 @@ def at_one_t() -> None:
     else:
         for v in ("beta", "beta_tilde"):
             w, c = float(weights[v][t]), float(consts[v][t])
-            st.latex(rf"{VAR_NAMES[v]}:\ \ {latex_num(w)} \times {latex_num(d.sse)} + {D} \times {latex_num(c)}"
-                     rf" = {latex_num(w * d.sse + D * c)}\ \text{{nats}};\qquad"
-                     rf"D_{{\mathrm{{KL}}}} = {latex_num(d.term_nats[v])}\ \text{{nats}}")
+            st.latex(rf"\begin{{aligned}} {VAR_NAMES[v]}:\quad & {latex_num(w)} \times {latex_num(d.sse)} + {D} \times "
+                     rf"{latex_num(c)}\\ &= {latex_num(w * d.sse + D * c)}\ \text{{nats}};\qquad"
+                     rf"D_{{\mathrm{{KL}}}} = {latex_num(d.term_nats[v])}\ \text{{nats}} \end{{aligned}}")
         st.caption(tr("bound.check_eq12_note", mse=f"{mse:.4f}", sse=f"{d.sse:.1f}"))
 
     c1, c2 = st.columns(2)

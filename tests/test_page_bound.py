@@ -41,7 +41,7 @@ def check_eq12(at) -> int:
     """Each eq. 12 line on screen, 'w \\times sse + 784 \\times c = lhs nats ... kl nats': both sides agree
     with each other and with the KL computed from the two Gaussians."""
     checked = 0
-    pattern = rf"({NUMBER}) \\times ({NUMBER}) \+ 784 \\times ({NUMBER}) = ({NUMBER}).*?({NUMBER})\\ \\text\{{nats\}}$"
+    pattern = rf"({NUMBER}) \\times ({NUMBER}) \+ 784 \\times ({NUMBER})\\\\ &= ({NUMBER}).*?({NUMBER})\\ \\text\{{nats\}}"
     for body in all_latex(at):
         m = re.search(pattern, body)
         if not m:
@@ -58,7 +58,7 @@ def check_breakdown(at) -> int:
     checked = 0
     for body in all_latex(at):
         parts = re.findall(rf"\\underbrace\{{({NUMBER})\}}", body)
-        total = re.search(rf"= ({NUMBER}) \\pm ({NUMBER})", body)
+        total = re.search(rf"&= ({NUMBER}) \\pm ({NUMBER})", body)
         if len(parts) != 3 or not total:
             continue
         prior, middle, dec = (latex_value(p) for p in parts)
