@@ -122,7 +122,7 @@ st.caption(tr("bound.se_note", strata=n_strata))
 # The decoder L_0 (eq. 13), checked on the pixel it finds hardest: its 256 bins sum to 1.
 st.subheader(tr("bound.decoder_title"), anchor="decoder")
 st.latex(r"\begin{aligned} p_\theta(x_0|x_1) &= \prod_{i=1}^{D} \int_{\delta_-(x_0^i)}^{\delta_+(x_0^i)}"
-         r"\mathcal{N}\big(x;\ \hat x_0^i(x_1),\ \sigma_1^2\big)\,dx,\\"
+         r"\mathcal{N}\big(x;\ \hat x_0^i,\ \sigma_1^2\big)\,dx,\\"
          r"\delta_\pm(x) &= \begin{cases} \pm\infty & x = \pm 1 \\ x \pm \tfrac{1}{255} & \text{otherwise} \end{cases}"
          r" \end{aligned}")
 st.caption(tr("bound.eq13_source"))
@@ -204,9 +204,10 @@ st.markdown(tr("bound.modes_note", diff=f"{diff:+.4f}", se=f"{float(paired_est.s
 # ------------------------------------------------------------------ 2. from the KL to L_simple
 st.header(tr("bound.simple_title"), anchor="l-simple")
 st.markdown(tr("bound.simple_intro"))
-st.latex(r"\begin{aligned} L_{t-1} &= \frac{\beta_t^2}{2\sigma_t^2\,\alpha_t\,(1-\bar\alpha_t)}\,"
-         r"\big\|\epsilon - \epsilon_\theta(\sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon,\ t)\big\|^2"
-         r" + D\,c_t,\\ c_t &= \tfrac12\Big(\log\frac{\sigma_t^2}{\tilde\beta_t} + \frac{\tilde\beta_t}{\sigma_t^2} - 1\Big)"
+st.latex(r"\begin{aligned} L_{t-1} &= w_t\,\big\|\epsilon - \epsilon_\theta(x_t, t)\big\|^2 + D\,c_t,"
+         r"\qquad x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon,\\"
+         r"w_t &= \frac{\beta_t^2}{2\sigma_t^2\,\alpha_t\,(1-\bar\alpha_t)},\qquad"
+         r"c_t = \tfrac12\Big(\log\frac{\sigma_t^2}{\tilde\beta_t} + \frac{\tilde\beta_t}{\sigma_t^2} - 1\Big)"
          r" \end{aligned}")
 st.caption(tr("bound.eq12_source"))
 
@@ -222,12 +223,14 @@ def at_one_t() -> None:
     t = st.slider(tr("bound.t_slider"), 1, T, 100, key="bound_t", help=tr("bound.t_help"))
     d = bl.step_detail(shared, digit, label, t, seed)
     st.subheader(tr("bound.pictures_title", t=t), anchor="eps-pictures")
-    pics = [(d.x_t, 1.0, tr("bound.pic_xt", t=t)), (d.eps, 3.0, tr("bound.pic_eps")),
-            (d.eps_hat, 3.0, tr("bound.pic_eps_hat")), (d.eps - d.eps_hat, 3.0, tr("bound.pic_diff")),
-            (d.x0_hat, 1.0, tr("bound.pic_x0_hat"))]
-    for col, (img, scale, cap) in zip(st.columns(5), pics):  # noise shown from -3 to 3, images from -1 to 1
-        col.image(np.kron(unit_to_uint8(np.clip(img / scale, -1, 1)), np.ones((4, 4), dtype=np.uint8)), caption=cap,
-                  width="stretch")
+    # One strip of five tiles (x_t, eps, eps_hat, eps - eps_hat, x0_hat), so that a phone shows it in one row:
+    # noise from -3 to 3, images from -1 to 1.
+    tiles = [np.clip(img / scale, -1, 1) for img, scale in
+             ((d.x_t, 1.0), (d.eps, 3.0), (d.eps_hat, 3.0), (d.eps - d.eps_hat, 3.0), (d.x0_hat, 1.0))]
+    gap = np.ones((28, 2))
+    strip = np.concatenate([x for tile in tiles for x in (tile, gap)][:-1], axis=1)
+    st.image(np.kron(unit_to_uint8(strip), np.ones((6, 6), dtype=np.uint8)), width="stretch",
+             caption=tr("bound.pictures_strip", t=t))
     st.caption(tr("bound.pictures_note"))
     mse = d.sse / D
     if t == 1:
