@@ -204,10 +204,10 @@ st.markdown(tr("bound.modes_note", diff=f"{diff:+.4f}", se=f"{float(paired_est.s
 # ------------------------------------------------------------------ 2. from the KL to L_simple
 st.header(tr("bound.simple_title"), anchor="l-simple")
 st.markdown(tr("bound.simple_intro"))
-st.latex(r"\begin{aligned} L_{t-1} &= w_t\,\big\|\epsilon - \epsilon_\theta(x_t, t)\big\|^2 + D\,c_t,"
-         r"\qquad x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon,\\"
-         r"w_t &= \frac{\beta_t^2}{2\sigma_t^2\,\alpha_t\,(1-\bar\alpha_t)},\qquad"
-         r"c_t = \tfrac12\Big(\log\frac{\sigma_t^2}{\tilde\beta_t} + \frac{\tilde\beta_t}{\sigma_t^2} - 1\Big)"
+st.latex(r"\begin{aligned} L_{t-1} &= w_t\,\big\|\epsilon - \epsilon_\theta(x_t, t)\big\|^2 + D\,c_t,\\"
+         r"x_t &= \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon,\\"
+         r"w_t &= \frac{\beta_t^2}{2\sigma_t^2\,\alpha_t\,(1-\bar\alpha_t)},\\"
+         r"c_t &= \tfrac12\Big(\log\frac{\sigma_t^2}{\tilde\beta_t} + \frac{\tilde\beta_t}{\sigma_t^2} - 1\Big)"
          r" \end{aligned}")
 st.caption(tr("bound.eq12_source"))
 
@@ -241,8 +241,8 @@ def at_one_t() -> None:
         for v in ("beta", "beta_tilde"):
             w, c = float(weights[v][t]), float(consts[v][t])
             st.latex(rf"\begin{{aligned}} {VAR_NAMES[v]}:\quad & {latex_num(w)} \times {latex_num(d.sse)} + {D} \times "
-                     rf"{latex_num(c)}\\ &= {latex_num(w * d.sse + D * c)}\ \text{{nats}};\qquad"
-                     rf"D_{{\mathrm{{KL}}}} = {latex_num(d.term_nats[v])}\ \text{{nats}} \end{{aligned}}")
+                     rf"{latex_num(c)}\\ &= {latex_num(w * d.sse + D * c)}\ \text{{nats}},\\ "
+                     rf"D_{{\mathrm{{KL}}}} &= {latex_num(d.term_nats[v])}\ \text{{nats}} \end{{aligned}}")
         st.caption(tr("bound.check_eq12_note", mse=f"{mse:.4f}", sse=f"{d.sse:.1f}"))
 
     c1, c2 = st.columns(2)
@@ -289,8 +289,7 @@ def at_one_t() -> None:
 
 at_one_t()
 st.markdown(tr("bound.why_simple", ratio=f"{float(weights['beta_tilde'][2]) / w_min:.0f}"))
-st.latex(r"L_{\text{simple}}(\theta) = \mathbb{E}_{t,\,x_0,\,\epsilon}\Big[\big\|\epsilon - "
-         r"\epsilon_\theta(\sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon,\ t)\big\|^2\Big]")
+st.latex(r"L_{\text{simple}}(\theta) = \mathbb{E}_{t,\,x_0,\,\epsilon}\Big[\big\|\epsilon - \epsilon_\theta(x_t, t)\big\|^2\Big]")
 st.caption(tr("bound.eq14_source"))
 
 # ------------------------------------------------------------------ 3. Algorithms 1 and 2
