@@ -123,8 +123,8 @@ st.caption(tr("bound.se_note", strata=n_strata))
 st.subheader(tr("bound.decoder_title"), anchor="decoder")
 st.latex(r"\begin{aligned} p_\theta(x_0|x_1) &= \prod_{i=1}^{D} \int_{\delta_-(x_0^i)}^{\delta_+(x_0^i)}"
          r"\mathcal{N}\big(x;\ \hat x_0^i,\ \sigma_1^2\big)\,dx,\\"
-         r"\delta_\pm(x) &= \begin{cases} \pm\infty & x = \pm 1 \\ x \pm \tfrac{1}{255} & \text{otherwise} \end{cases}"
-         r" \end{aligned}")
+         r"\delta_\pm(x) &= \begin{cases} \pm\infty & x = \pm 1 \\ x \pm \tfrac{1}{255} & \text{"
+         + tr("bound.otherwise") + r"} \end{cases} \end{aligned}")
 st.caption(tr("bound.eq13_source"))
 d1 = bl.step_detail(shared, digit, label, 1, seed)
 x0_pixels = digit.astype(np.float64) / 127.5 - 1
