@@ -200,6 +200,9 @@ paired_est = elbo.stratified_total(cond.plan, uncond.prior_bpd - cond.prior_bpd,
                                    uncond.decoder_bpd - cond.decoder_bpd, paired)
 st.markdown(tr("bound.modes_note", diff=f"{diff:+.4f}", se=f"{float(paired_est.standard_error[0]):.4f}",
                label_bits=f"{math.log2(10) / D:.4f}"))
+if curves is not None and "uncond_minus_cond_beta_tilde" in curves:
+    bench_diff, bench_se = curves["uncond_minus_cond_beta_tilde"]
+    st.markdown(tr("bound.modes_bench", n=curves["digits"], diff=f"{bench_diff:+.4f}", se=f"{bench_se:.4f}"))
 
 # ------------------------------------------------------------------ 2. from the KL to L_simple
 st.header(tr("bound.simple_title"), anchor="l-simple")
