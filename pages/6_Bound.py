@@ -243,8 +243,8 @@ def at_one_t() -> None:
     else:
         for v in ("beta", "beta_tilde"):
             w, c = float(weights[v][t]), float(consts[v][t])
-            st.latex(rf"\begin{{aligned}} {VAR_NAMES[v]}:\quad & {latex_num(w)} \times {latex_num(d.sse)} + {D} \times "
-                     rf"{latex_num(c)}\\ &= {latex_num(w * d.sse + D * c)}\ \text{{nats}},\\ "
+            st.latex(rf"\begin{{aligned}} {VAR_NAMES[v]}:\quad & {latex_num(w)} \times {latex_num(d.sse)}\\ &+ {D} \times "
+                     rf"{latex_num(c)} = {latex_num(w * d.sse + D * c)}\ \text{{nats}},\\ "
                      rf"D_{{\mathrm{{KL}}}} &= {latex_num(d.term_nats[v])}\ \text{{nats}} \end{{aligned}}")
         st.caption(tr("bound.check_eq12_note", mse=f"{mse:.4f}", sse=f"{d.sse:.1f}"))
 
@@ -258,8 +258,8 @@ def at_one_t() -> None:
         wfig.add_trace(go.Scatter(x=[tt], y=[weights[v][tt]], mode="markers", showlegend=False,
                                   marker=dict(color=charts.PALETTE[i], size=10, line=dict(color="white", width=1))))
     wfig.update_xaxes(type="log")
-    # shapes on a log axis take log10(x)
-    wfig.add_vline(x=math.log10(tt), line=dict(color=charts.MARKER_COLOR, dash="dash", width=1))
+    wfig.add_vline(x=tt, line=dict(color=charts.MARKER_COLOR, dash="dash", width=1))  # no annotation: on a log
+    # axis plotly places annotations in log10 units but shapes in data units
     c1.plotly_chart(wfig, key="bound_weight_chart")
     c1.caption(tr("bound.weight_note", t=tt, w_beta=latex_num(float(weights["beta"][tt])),
                   w_tilde=latex_num(float(weights["beta_tilde"][tt])), w2=latex_num(float(weights["beta_tilde"][2])),
