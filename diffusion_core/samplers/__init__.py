@@ -27,7 +27,7 @@ from .dpm_solver import (
     dpm_solver_order,
     dpm_solver_step,
 )
-from .guidance import DEFAULT_GUIDANCE, guided_eps
+from .guidance import DEFAULT_GUIDANCE, guided_eps, guided_eps_fn
 from .process import (
     SAMPLERS,
     EpsFn,
@@ -45,6 +45,6 @@ __all__ = [
     "DEFAULT_GUIDANCE", "SAMPLERS", "SPACINGS", "DdpmVariance", "DpmSolverCoefficients", "DpmSolverStepOutput",
     "EpsFn", "EpsReverseProcess", "ReverseProcess", "SampleStep", "Sampler", "Spacing", "StepCoefficients",
     "StepOutput", "ddim_sigma", "ddim_step", "ddpm_sigma", "ddpm_step", "dpm_solver_coefficients",
-    "dpm_solver_order", "dpm_solver_step", "generate", "guided_eps", "half_log_snr", "predict_eps_from_x0",
+    "dpm_solver_order", "dpm_solver_step", "generate", "guided_eps", "guided_eps_fn", "half_log_snr", "predict_eps_from_x0",
     "predict_x0_from_eps", "sample", "sample_eps", "step_coefficients", "timesteps",
 ]

@@ -31,9 +31,11 @@ class StepOutput:
     beta: float  # 1 - alpha
 
 
-def predict_x0_from_eps(x_t: Tensor, eps: Tensor, alpha_bar_t: float) -> Tensor:
-    """x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t) (Ho et al. 2020, eq. 15)."""
-    return (x_t - math.sqrt(1 - alpha_bar_t) * eps) / math.sqrt(alpha_bar_t)
+def predict_x0_from_eps(x_t: Tensor, eps: Tensor, alpha_bar_t: float | Tensor) -> Tensor:
+    """x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t) (Ho et al. 2020, eq. 15).
+    abar_t: a float, or a tensor that broadcasts against x_t (e.g. [N, 1, 1, 1], one t per image)."""
+    sqrt = torch.sqrt if isinstance(alpha_bar_t, Tensor) else math.sqrt
+    return (x_t - sqrt(1 - alpha_bar_t) * eps) / sqrt(alpha_bar_t)
 
 
 def predict_eps_from_x0(x_t: Tensor, x0: Tensor, alpha_bar_t: float) -> Tensor:
