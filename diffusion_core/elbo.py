@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from .forward import check_timesteps, extract, q_mean_variance, q_sample
-from .posterior import posterior_coefficients, q_posterior_mean_variance
+from .posterior import model_variances, posterior_coefficients, q_posterior_mean_variance
 from .samplers import DdpmVariance, EpsFn, predict_x0_from_eps
 from .schedules import Schedule
 
@@ -71,18 +71,6 @@ def discretized_gaussian_log_likelihood(x0: Tensor, mean: Tensor, variance: Tens
 
 
 # ------------------------------------------------------------------ variances and the eq. 12 weight
-def model_variances(schedule: Schedule, variance: DdpmVariance) -> Tensor:
-    """sigma_t^2 of p_theta(x_{t-1} | x_t), float64 [T + 1] indexed by t: beta_t or beta~_t for t >= 2
-    (Ho et al. 2020, sec. 3.2), beta~_2 at t = 1 (the decoder's, under either choice); 0 at t = 0."""
-    if variance not in ("beta", "beta_tilde"):
-        raise ValueError(f"unknown variance {variance!r}; expected 'beta' or 'beta_tilde'")
-    beta_tilde = posterior_coefficients(schedule).variance
-    out = (schedule.betas if variance == "beta" else beta_tilde).clone()
-    out[1] = beta_tilde[2]
-    out[0] = 0.0
-    return out
-
-
 def eps_mse_weight(schedule: Schedule, variance: DdpmVariance) -> Tensor:
     """The weight of Ho et al. (2020), eq. 12: beta_t^2 / (2 sigma_t^2 alpha_t (1 - abar_t)), float64
     [T + 1], so that L_{t-1} = weight_t ||eps - eps_hat||^2 + D c_t (``variance_kl_per_dim``) for t >= 2.
@@ -100,6 +88,19 @@ def variance_kl_per_dim(schedule: Schedule, variance: DdpmVariance) -> Tensor:
     c = normal_kl(0.0, posterior_coefficients(schedule).variance, 0.0, model_variances(schedule, variance))
     c[:2] = math.nan
     return c
+
+
+def posterior_kl_from_eps(eps: Tensor, eps_hat: Tensor, t: int, schedule: Schedule,
+                          variance: DdpmVariance) -> Tensor:
+    """L_{t-1} = KL(q(x_{t-1} | x_t, x_0) || p_theta(x_{t-1} | x_t)) summed over the pixels, in nats, per image
+    [N], for t >= 2, by eq. 12 of Ho et al. (2020): D c_t + weight_t ||eps - eps_hat||^2 (``eps_mse_weight``,
+    ``variance_kl_per_dim``; c_t = 0 when sigma_t^2 = beta~_t)."""
+    if not 2 <= t <= schedule.T:
+        raise ValueError(f"the KL form needs t in 2..{schedule.T} (beta~_1 = 0), got {t}")
+    dims = eps[0].numel()
+    weight = float(eps_mse_weight(schedule, variance)[t])
+    c_t = float(variance_kl_per_dim(schedule, variance)[t])
+    return dims * c_t + weight * ((eps.double() - eps_hat.double()) ** 2).flatten(1).sum(1)
 
 
 # ------------------------------------------------------------------ the terms

@@ -66,16 +66,24 @@ def posterior_variance_ratio(schedule: Schedule) -> Tensor:
     return ratio
 
 
+def model_variances(schedule: Schedule, variance: DdpmVariance) -> Tensor:
+    """sigma_t^2 of p_theta(x_{t-1} | x_t), float64 [T + 1] indexed by t: beta_t or beta~_t for t >= 2
+    (Ho et al. 2020, sec. 3.2), beta~_2 at t = 1 under either choice (beta~_1 = 0; the decoder's, eq. 13,
+    as Ho et al.'s code does); 0 at t = 0."""
+    if variance not in ("beta", "beta_tilde"):
+        raise ValueError(f"unknown variance {variance!r}; expected 'beta' or 'beta_tilde'")
+    beta_tilde = posterior_coefficients(schedule).variance
+    out = (schedule.betas if variance == "beta" else beta_tilde).clone()
+    out[1] = beta_tilde[2]
+    out[0] = 0.0
+    return out
+
+
 def model_variance(schedule: Schedule, t: int, variance: DdpmVariance) -> float:
-    """sigma_t^2 of p_theta(x_{t-1} | x_t) (Ho et al. 2020, sec. 3.2): beta_t, or beta~_t. At t = 1,
-    beta~_1 = 0, so "beta_tilde" uses beta~_2 there, as Ho et al.'s code does (its decoder, eq. 13)."""
+    """sigma_t^2 of ``model_variances`` at one t in 1..T."""
     if not 1 <= t <= schedule.T:
         raise ValueError(f"t must lie in 1..{schedule.T}, got {t}")
-    if variance == "beta":
-        return float(schedule.betas[t])
-    if variance == "beta_tilde":
-        return float(posterior_coefficients(schedule).variance[max(t, 2)])
-    raise ValueError(f"unknown variance {variance!r}; expected 'beta' or 'beta_tilde'")
+    return float(model_variances(schedule, variance)[t])
 
 
 @dataclass(frozen=True)
@@ -118,22 +126,3 @@ def x0_from_mean(x_t: Tensor, mean: Tensor, t: int, schedule: Schedule) -> Tenso
     """Eq. 7 of Ho et al. (2020) solved for x_0: x_0 = (mu - coef_xt x_t) / coef_x0 (coef_x0 > 0 for every t)."""
     c = posterior_coefficients(schedule)
     return (mean - float(c.coef_xt[t]) * x_t) / float(c.coef_x0[t])
-
-
-def eps_mse_weight(schedule: Schedule, t: int, sigma2: float) -> float:
-    """beta_t^2 / (2 sigma_t^2 alpha_t (1 - abar_t)) of Ho et al. (2020), eq. 12: L_{t-1} - C equals this
-    weight times ||eps - eps_theta(x_t, t)||^2 (from ||mu~_t - mu_theta||^2 / (2 sigma_t^2), eq. 8, and eqs. 10-11)."""
-    beta, alpha, abar = (float(v[t]) for v in (schedule.betas, schedule.alphas, schedule.alpha_bars))
-    return beta**2 / (2 * sigma2 * alpha * (1 - abar))
-
-
-def posterior_kl_from_eps(eps: Tensor, eps_hat: Tensor, t: int, schedule: Schedule, sigma2: float) -> Tensor:
-    """KL(q(x_{t-1} | x_t, x_0) || p_theta(x_{t-1} | x_t)) summed over the pixels, in nats, per image [N], for
-    t >= 2, by eq. 12 of Ho et al. (2020): C + weight ||eps - eps_hat||^2, with C the KL of two Gaussians
-    with equal means and variances beta~_t and sigma_t^2 (C = 0 when sigma_t^2 = beta~_t)."""
-    if not 2 <= t <= schedule.T:
-        raise ValueError(f"the KL form needs t in 2..{schedule.T} (beta~_1 = 0), got {t}")
-    beta_tilde = float(posterior_coefficients(schedule).variance[t])
-    dims = eps[0].numel()
-    c = 0.5 * (math.log(sigma2 / beta_tilde) + beta_tilde / sigma2 - 1.0) * dims
-    return c + eps_mse_weight(schedule, t, sigma2) * ((eps - eps_hat) ** 2).flatten(1).sum(1)

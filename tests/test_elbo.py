@@ -14,7 +14,6 @@ from diffusion_core.elbo import (
     discretized_gaussian_log_likelihood,
     eps_mse_weight,
     mean_and_standard_error,
-    model_variances,
     nats_to_bpd,
     normal_kl,
     predict_noise,
@@ -25,6 +24,7 @@ from diffusion_core.elbo import (
     variance_kl_per_dim,
     vlb_terms,
 )
+from diffusion_core.posterior import model_variances
 from diffusion_core.samplers import guided_eps_fn
 from diffusion_core.schedules import make_schedule
 

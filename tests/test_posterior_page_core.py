@@ -11,8 +11,9 @@ import torch
 
 from diffusion_core.elbo import normal_kl
 from diffusion_core.forward import q_sample, q_step
-from diffusion_core.posterior import (eps_from_mean, eps_mse_weight, mean_from_eps, model_variance, p_mean_variance,
-                                      posterior_coefficients, posterior_kl_from_eps, posterior_variance_ratio,
+from diffusion_core.elbo import eps_mse_weight, posterior_kl_from_eps
+from diffusion_core.posterior import (eps_from_mean, mean_from_eps, model_variance, p_mean_variance,
+                                      posterior_coefficients, posterior_variance_ratio,
                                       q_posterior_mean_variance, x0_from_mean)
 from diffusion_core.schedules import make_schedule
 
@@ -57,10 +58,11 @@ def test_variance_ratio_limits(kind):
 
 
 def test_model_variance_at_t1_uses_beta_tilde_2():
+    """beta~_1 = 0, so at t = 1 both choices use beta~_2, as Ho et al.'s code (and the bound's decoder) do."""
     s = SCHEDULES["cosine"]
     v = posterior_coefficients(s).variance
     assert model_variance(s, 1, "beta_tilde") == float(v[2]) and model_variance(s, 5, "beta_tilde") == float(v[5])
-    assert model_variance(s, 1, "beta") == float(s.betas[1])
+    assert model_variance(s, 1, "beta") == float(v[2]) and model_variance(s, 5, "beta") == float(s.betas[5])
     with pytest.raises(ValueError):
         model_variance(s, 0, "beta")
     with pytest.raises(ValueError):
@@ -108,12 +110,12 @@ def test_kl_equals_its_eps_mse_form(variance, t):
     p = p_mean_variance(lambda x, tt: eps + 0.3 * torch.sin(x), x_t, t, s, variance)
     mu_tilde, var_tilde = q_posterior_mean_variance(x0, x_t, t, s)
     direct = normal_kl(mu_tilde, var_tilde, p.mean, torch.full_like(p.mean, p.variance)).flatten(1).sum(1)
-    assert torch.allclose(posterior_kl_from_eps(eps, p.eps_hat, t, s, p.variance), direct, rtol=1e-9)
+    assert torch.allclose(posterior_kl_from_eps(eps, p.eps_hat, t, s, variance), direct, rtol=1e-9)
     if variance == "beta_tilde":  # C = 0 and the weight is 1/2 * beta_t / (alpha_t (1 - abar_{t-1}))
-        w = eps_mse_weight(s, t, p.variance)
+        w = float(eps_mse_weight(s, variance)[t])
         assert w == pytest.approx(float(s.betas[t] / (2 * s.alphas[t] * (1 - s.alpha_bars[t - 1]))))
     with pytest.raises(ValueError):
-        posterior_kl_from_eps(eps, p.eps_hat, 1, s, p.variance)
+        posterior_kl_from_eps(eps, p.eps_hat, 1, s, variance)
 
 
 def test_p_mean_variance_rejects_t_outside():

@@ -118,6 +118,8 @@ PAGES = [
     ("pages/4_Your_image.py", dict(your_image_source="sample")),
     ("pages/5_Posterior.py", {}),
     ("pages/5_Posterior.py", dict(posterior_t=1)),
+    ("pages/6_Bound.py", {}),
+    ("pages/6_Bound.py", dict(bound_t=1000)),
     ("pages/7_Reverse_process.py", {}),
     ("pages/8_How_many_steps.py", {}),
     ("pages/9_Playground_2D.py", {}),

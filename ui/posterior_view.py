@@ -12,11 +12,11 @@ import numpy as np
 import streamlit as st
 import torch
 
-from diffusion_core.elbo import normal_kl
+from diffusion_core.elbo import normal_kl, posterior_kl_from_eps
 from diffusion_core.forward import q_sample
 from diffusion_core.images import image_to_tensor, unit_to_uint8
 from diffusion_core.posterior import (eps_from_mean, mean_from_eps, model_variance, p_mean_variance,
-                                      posterior_kl_from_eps, q_posterior_mean_variance, x0_from_mean)
+                                      q_posterior_mean_variance, x0_from_mean)
 from diffusion_core.samplers import DdpmVariance
 from diffusion_core.schedules import Schedule
 from ui import charts
@@ -115,7 +115,7 @@ def kl_numbers(q: PosteriorPictures, net: NetworkStep, schedule: Schedule, varia
     sigma2 = model_variance(schedule, q.t, variance)
     kl = normal_kl(torch.from_numpy(q.mu_tilde), q.beta_tilde, torch.from_numpy(net.mu_theta), sigma2)
     dims_ln2 = q.x0.size * math.log(2)
-    eq12 = posterior_kl_from_eps(torch.from_numpy(q.eps)[None], torch.from_numpy(net.eps_hat)[None], q.t, schedule, sigma2)
+    eq12 = posterior_kl_from_eps(torch.from_numpy(q.eps)[None], torch.from_numpy(net.eps_hat)[None], q.t, schedule, variance)
     return KlNumbers(pixel_nats=float(kl[row, col]), direct_bpd=float(kl.sum()) / dims_ln2, eq12_bpd=float(eq12[0]) / dims_ln2)
 
 
