@@ -187,7 +187,7 @@ def vlb_terms(eps_fn: EpsFn, x0: Tensor, schedule: Schedule, noise: Tensor, *, v
 
     x0: [N, C, H, W] on the 8-bit grid; noise: [T, N, C, H, W], term t uses noise[t - 1]."""
     _check_x0(x0)
-    T, N = schedule.T, x0.shape[0]
+    T = schedule.T
     timesteps = torch.arange(1, T + 1)
     eps_hat = predict_noise(eps_fn, x0, schedule, noise, timesteps, batch_size=batch_size, progress=progress)
     return bound_from_predictions(x0, schedule, noise, eps_hat, timesteps, variance)

@@ -27,7 +27,7 @@ from diffusion_core.classifier import embed, load_classifier
 from diffusion_core.images import unit_to_uint8
 from diffusion_core.metrics import label_probability, wilson_interval, worst_judged
 from diffusion_core.ode_paths import PixelPath, pixel_path
-from diffusion_core.samplers import DEFAULT_GUIDANCE, SAMPLERS, SPACINGS, ReverseProcess
+from diffusion_core.samplers import DEFAULT_GUIDANCE, ReverseProcess
 from diffusion_core.weights import PRETRAINED_DIR
 from ui.model import SharedDenoiser
 
