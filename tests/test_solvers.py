@@ -281,7 +281,7 @@ def test_spacing_arguments_are_checked():
 @pytest.mark.parametrize("steps,spacing", [(10, "logsnr"), (6, "logsnr"), (8, "linear")])
 @pytest.mark.parametrize("order", [1, 2])
 def test_agrees_with_diffusers(schedule, steps, spacing, order):
-    """diffusers' DPMSolverMultistepScheduler (a test-only dependency; skipped without it), given our betas
+    """diffusers' DPMSolverMultistepScheduler (a test-only dependency, in requirements-dev.txt; skipped without it), given our betas
     and timesteps (its index is our t - 1) and a zero final sigma, takes the same steps: second order
     everywhere but the first step and the step to x_0, as ours by default (lower_order_final=False).
     Measured: 1e-6 (float32 rounding) except from t = T on the cosine schedule (4e-4, alpha_T = 5e-5)."""
