@@ -15,8 +15,8 @@ a first-order step also into the last timestep before x_0; the default ``:full``
 NFE (network evaluations) = steps: a guided step batches its conditional and unconditional passes as one call.
 
 Output file (``--out``; the steps page reads it): a JSON object
-    {"meta": {machine, threads, guidance, seed, denoiser, date, notes, ...}, "extra_rows": [rows at another
-     guidance than the default, same fields (``--guidance``)],
+    {"meta": {machine, threads, guidance, seed, denoiser, date, notes, ...}, "extra_rows": [rows at other
+     settings than the defaults (``--guidance``, DPM-Solver++'s ``:lof``), same fields],
      "rows": [{"sampler": "ddpm" | "ddim" | "dpm_solver++", "nfe": int, "spacing": "linear" | "logsnr",
                "n_samples": int, "accuracy": float in [0, 1], "accuracy_ci_low": float, "accuracy_ci_high": float,
                "fd": float, "fd_floor": float, "seconds_16": float,
@@ -132,11 +132,15 @@ def read_rows(path: Path) -> tuple[dict, list[dict]]:
 
 
 def write_rows(path: Path, meta: dict, rows: list[dict]) -> None:
-    """Rows at the default guidance go to "rows", the others to "extra_rows" (same fields)."""
+    """Rows at the default settings go to "rows", the others (another guidance, lower_order_final=True) to
+    "extra_rows" (same fields), so that "rows" holds one row per sampler, NFE and spacing."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    default = [r for r in rows if r.get("guidance", DEFAULT_GUIDANCE) == DEFAULT_GUIDANCE]
-    extra = [r for r in rows if r.get("guidance", DEFAULT_GUIDANCE) != DEFAULT_GUIDANCE]
+
+    def is_default(r: dict) -> bool:
+        return r.get("guidance", DEFAULT_GUIDANCE) == DEFAULT_GUIDANCE and not r.get("lower_order_final", False)
+
+    default, extra = [r for r in rows if is_default(r)], [r for r in rows if not is_default(r)]
     tmp.write_text(json.dumps({"meta": meta, "rows": default, "extra_rows": extra}, indent=1) + "\n")
     tmp.replace(path)  # atomic: a reader never sees half a file
 

@@ -40,8 +40,8 @@ def test_sweep_writes_resumes_and_retimes(tmp_path):
     text = sweep("--samples", "20", *configs)
     assert "| dpm_solver++ | 4 | logsnr, lower-order final | 1.5 | 20 |" in text
     data = json.loads(out.read_text())
-    rows = data["rows"]
-    assert len(rows) == 4 and data["extra_rows"] == [] and data["meta"]["guidance"] == 1.5
+    rows = data["rows"] + data["extra_rows"]
+    assert len(data["rows"]) == 3 and len(data["extra_rows"]) == 1 and data["meta"]["guidance"] == 1.5
     for row in rows:
         assert set(SCHEMA) <= set(row)
         assert row["n_samples"] == 20 and 0 <= row["accuracy_ci_low"] <= row["accuracy"] <= row["accuracy_ci_high"] <= 1
@@ -50,7 +50,7 @@ def test_sweep_writes_resumes_and_retimes(tmp_path):
     assert "already in" in sweep("--samples", "20", *configs[:2])  # resumes: nothing is drawn again
     sweep("--samples", "20", "--guidance", "1.25", *configs[:2])  # another guidance: extra rows
     data = json.loads(out.read_text())
-    assert len(data["rows"]) == 4 and [r["guidance"] for r in data["extra_rows"]] == [1.25]
+    assert len(data["rows"]) == 3 and [r["guidance"] for r in data["extra_rows"]] == [1.5, 1.25]
     sweep("--retime", "--cpu-time")
     data = json.loads(out.read_text())
     assert all(r["seconds_16"] == r["cpu_seconds_16"] for r in data["rows"] + data["extra_rows"])
