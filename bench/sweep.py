@@ -15,7 +15,8 @@ a first-order step also into the last timestep before x_0; the default ``:full``
 NFE (network evaluations) = steps: a guided step batches its conditional and unconditional passes as one call.
 
 Output file (``--out``; the steps page reads it): a JSON object
-    {"meta": {machine, threads, guidance, seed, denoiser, date, notes},
+    {"meta": {machine, threads, guidance, seed, denoiser, date, notes, ...}, "extra_rows": [rows at other
+     settings than the defaults (``--guidance``, DPM-Solver++'s ``:lof``), same fields],
      "rows": [{"sampler": "ddpm" | "ddim" | "dpm_solver++", "nfe": int, "spacing": "linear" | "logsnr",
                "n_samples": int, "accuracy": float in [0, 1], "accuracy_ci_low": float, "accuracy_ci_high": float,
                "fd": float, "fd_floor": float, "seconds_16": float,
@@ -30,10 +31,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as ``python bench/sweep.py``
@@ -45,12 +45,11 @@ import torch
 from bench.run import DEFAULT_DATA, FULL, Reference, Sizes, describe_weights, digits, emit, log, reference, timed
 from diffusion_core.classifier import embed, load_classifier
 from diffusion_core.devices import describe_hardware, resolve_device
-from diffusion_core.metrics import class_accuracy, frechet_distance_from_stats, gaussian_stats
+from diffusion_core.metrics import class_accuracy, frechet_distance_from_stats, gaussian_stats, wilson_interval
 from diffusion_core.samplers import DEFAULT_GUIDANCE, SAMPLERS, SPACINGS, generate
 from diffusion_core.weights import PRETRAINED_DIR, load_denoiser
 
 SWEEP_FILE = PRETRAINED_DIR / "sampler_sweep.json"
-Z_95 = 1.959963984540054  # two-sided 95 % quantile of N(0, 1)
 # Cheapest first; DDPM over all T steps last. Spacing per sampler: see pretrained/MODEL_CARD.md.
 DEFAULT_CONFIGS = (
     "dpm_solver++:6:logsnr", "dpm_solver++:10:logsnr", "ddim:10:linear", "ddim:50:linear", "dpm_solver++:6:logsnr:lof",
@@ -85,16 +84,10 @@ class Config:
         extra = {"lower_order_final": self.lower_order_final} if self.sampler == "dpm_solver++" else {}
         return {"sampler": self.sampler, "steps": self.nfe, "spacing": self.spacing, **extra}
 
-    def matches(self, row: dict) -> bool:
-        return (row["sampler"], row["nfe"], row["spacing"]) == (self.sampler, self.nfe, self.spacing) and (
+    def matches(self, row: dict, guidance: float) -> bool:
+        return (row["sampler"], row["nfe"], row["spacing"], row.get("guidance", DEFAULT_GUIDANCE)) == (
+            self.sampler, self.nfe, self.spacing, guidance) and (
             self.sampler != "dpm_solver++" or row.get("lower_order_final", False) == self.lower_order_final)
-
-
-def wilson_interval(k: int, n: int, z: float = Z_95) -> tuple[float, float]:
-    """Wilson's score interval for a proportion k / n (Wilson 1927): the p with |k/n - p| = z sqrt(p(1-p)/n)."""
-    p, z2 = k / n, z * z
-    centre, half = (p + z2 / (2 * n)) / (1 + z2 / n), z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -122,16 +115,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def read_rows(path: Path) -> tuple[dict, list[dict]]:
+    """meta and every row, those of "rows" and of "extra_rows" together."""
     if not path.is_file():
         return {}, []
     data = json.loads(path.read_text())
-    return (data.get("meta", {}), data["rows"]) if isinstance(data, dict) else ({}, data)
+    return (data.get("meta", {}), data["rows"] + data.get("extra_rows", [])) if isinstance(data, dict) else ({}, data)
 
 
 def write_rows(path: Path, meta: dict, rows: list[dict]) -> None:
+    """Rows at the default settings go to "rows", the others (another guidance, lower_order_final=True) to
+    "extra_rows" (same fields), so that "rows" holds one row per sampler, NFE and spacing."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+
+    def is_default(r: dict) -> bool:
+        return r.get("guidance", DEFAULT_GUIDANCE) == DEFAULT_GUIDANCE and not r.get("lower_order_final", False)
+
+    default, extra = [r for r in rows if is_default(r)], [r for r in rows if not is_default(r)]
+    tmp.write_text(json.dumps({"meta": meta, "rows": default, "extra_rows": extra}, indent=1) + "\n")
     tmp.replace(path)  # atomic: a reader never sees half a file
 
 
@@ -190,12 +191,13 @@ def measure(model, classifier, ref: Reference, config: Config, args: argparse.Na
 
 
 def table(rows: list[dict]) -> list[str]:
-    lines = ["| sampler | NFE | spacing | samples | accuracy (95 % CI) | FD | FD / floor | 16 digits |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| sampler | NFE | spacing | guidance | samples | accuracy (95 % CI) | FD | FD / floor | 16 digits |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (SAMPLERS.index(r["sampler"]), r["nfe"], r["spacing"],
-                                          r.get("lower_order_final", False))):
+                                          r.get("lower_order_final", False), r.get("guidance", DEFAULT_GUIDANCE))):
         tail = ", lower-order final" if r.get("lower_order_final", False) else ""
-        lines.append(f"| {r['sampler']} | {r['nfe']} | {r['spacing']}{tail} | {r['n_samples']} | "
+        lines.append(f"| {r['sampler']} | {r['nfe']} | {r['spacing']}{tail} | {r.get('guidance', DEFAULT_GUIDANCE):g} | "
+                     f"{r['n_samples']} | "
                      f"{100 * r['accuracy']:.1f} % ({100 * r['accuracy_ci_low']:.1f}–{100 * r['accuracy_ci_high']:.1f}) | "
                      f"{r['fd']:.3f} | {r['fd'] / r['fd_floor']:.2f}× | {r['seconds_16']:.2f} s |")
     return lines
@@ -218,23 +220,23 @@ def main(argv: list[str] | None = None) -> None:
         emit(table(rows))
         return
     meta = {**meta, "machine": describe_hardware(device), "threads": torch.get_num_threads(),
-            "guidance": args.guidance, "seed": args.seed, "denoiser": describe_weights(args.weights),
+            "guidance": DEFAULT_GUIDANCE, "seed": args.seed, "denoiser": describe_weights(args.weights),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "notes": sorted(set(meta.get("notes", [])) | set(args.note))}
     log(f"reference statistics: {args.test_images} test digits, floor with {args.samples} training digits")
     sizes = Sizes(**{**FULL.__dict__, "test_images": args.test_images})
     ref = reference(classifier, args, sizes, args.samples)
     for config in args.configs:
-        done = [r for r in rows if config.matches(r)]
+        done = [r for r in rows if config.matches(r, args.guidance)]
         if any(r["n_samples"] >= args.samples for r in done):
             log(f"{config.name}: already in {args.out}, skipped")
             continue
         log(f"{config.name}: {args.samples} samples")
         row = measure(model, classifier, ref, config, args)
-        rows = [r for r in rows if not config.matches(r)] + [row]
+        rows = [r for r in rows if not config.matches(r, args.guidance)] + [row]
         write_rows(args.out, meta, rows)
         log("  " + table([row])[-1])
-    emit([f"## Samplers against network evaluations (guidance s = {args.guidance:g}, {meta['machine']})",
+    emit([f"## Samplers against network evaluations ({meta['machine']})",
           "FD against 10000 MNIST test digits in the classifier's feature space; the floor is the FD of as "
           "many real training digits as samples.", "", *table(rows)])
 
