@@ -58,15 +58,18 @@ def wait_healthy(url: str, timeout_s: float = 90.0, proc: subprocess.Popen | Non
     raise RuntimeError(f"{url} did not become healthy within {timeout_s:.0f} s")
 
 
-def start_replica(port: int, cookie_secret: str, log: Path | None = None) -> subprocess.Popen:
-    """One `streamlit run app.py` on 127.0.0.1:``port`` (no file watcher: nothing changes on a class server)."""
+def start_replica(port: int, cookie_secret: str, log: Path | None = None, torch_threads: int | None = None) -> subprocess.Popen:
+    """One `streamlit run app.py` on 127.0.0.1:``port`` (no file watcher: nothing changes on a class server).
+    ``torch_threads``: the denoiser's threads (ui/model.py's DIFFUSION_TORCH_THREADS), unless already set."""
     out = open(log, "ab") if log else subprocess.DEVNULL
+    env = dict(os.environ, PYTHONUNBUFFERED="1", STREAMLIT_SERVER_COOKIE_SECRET=cookie_secret)
+    if torch_threads and "DIFFUSION_TORCH_THREADS" not in os.environ:
+        env["DIFFUSION_TORCH_THREADS"] = str(torch_threads)
     return subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none",
          "--server.runOnSave", "false", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-        env=dict(os.environ, PYTHONUNBUFFERED="1", STREAMLIT_SERVER_COOKIE_SECRET=cookie_secret),
+        cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env,
     )
 
 
@@ -134,6 +137,11 @@ class Cluster:
     def names(self) -> list[str]:
         return [f"app{i + 1}" for i in range(self.processes)]
 
+    def _start(self, i: int) -> subprocess.Popen:
+        # A process per core: one torch thread each, or they fight over the cores when several sample at once.
+        threads = 1 if self.processes > 1 else None
+        return start_replica(self.replica_ports[i], self.cookie_secret, self._log(self.names[i]), threads)
+
     def _log(self, name: str) -> Path | None:
         return self.log_dir / f"{name}.log" if self.log_dir else None
 
@@ -141,7 +149,7 @@ class Cluster:
         self._tmp = tempfile.TemporaryDirectory(prefix="classroom-haproxy-")
         self.port = self.port or free_port()
         self.replica_ports = [free_port() for _ in range(self.processes)]
-        self.replicas = [start_replica(p, self.cookie_secret, self._log(n)) for n, p in zip(self.names, self.replica_ports)]
+        self.replicas = [self._start(i) for i in range(self.processes)]
         for proc, p in zip(self.replicas, self.replica_ports):
             wait_healthy(f"http://127.0.0.1:{p}", proc=proc)
         config = Path(self._tmp.name) / "haproxy.cfg"
@@ -157,7 +165,7 @@ class Cluster:
         restarted = []
         for i, proc in enumerate(self.replicas):
             if proc.poll() is not None:
-                self.replicas[i] = start_replica(self.replica_ports[i], self.cookie_secret, self._log(self.names[i]))
+                self.replicas[i] = self._start(i)
                 restarted.append(self.names[i])
         return restarted
 

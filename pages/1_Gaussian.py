@@ -48,7 +48,7 @@ def one_d(mu: float, sigma: float, n: int, seed: int, lang: str):
     return fig, len(grid), trapezoid(normal_pdf(grid, mu, sigma), grid), sample_stats(samples)
 
 
-@st.cache_resource(max_entries=256, show_spinner=False)
+@st.cache_resource(max_entries=48, show_spinner=False)  # about half a megabyte each
 def two_d(mu1: float, mu2: float, sigma2d: float, seed: int, lang: str):
     """The points and the density's contours on a grid, for these settings (every student)."""
     tr = Translator(lang)

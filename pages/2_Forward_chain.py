@@ -63,7 +63,7 @@ def schedule_of(kind: str, T: int) -> Schedule:
     return make_schedule(kind, T)
 
 
-@st.cache_resource(max_entries=256, show_spinner=False)
+@st.cache_resource(max_entries=128, show_spinner=False)  # a photo's PNG is a few hundred kB
 def picture_at(name: str, kind: str, T: int, seed: int, device: str, t: int, lang: str):
     """x_t of the chain as a PNG, the histogram of its pixels against N(0, 1), and their statistics."""
     tr = Translator(lang)
@@ -100,7 +100,7 @@ def schedule_figures(kind: str, T: int, t: int, lang: str):
     return beta, abar
 
 
-@st.cache_resource(max_entries=256, show_spinner=False)
+@st.cache_resource(max_entries=128, show_spinner=False)
 def marginal_figures(x0_pixel: float, kind: str, T: int, seed: int, t: int, lang: str):
     """The paths of one pixel with the closed form's band, and (t >= 1) the histogram of the chains at t
     against the closed form; the chains' values at t."""

@@ -47,18 +47,20 @@ def x0_and_noise(name: str, max_size: int | None, seed: int, device: str) -> tup
     return x0, torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed)).to(device)
 
 
-@st.cache_resource(max_entries=256, show_spinner=False)
-def noisy(name: str, T: int, t: int, seed: int, device: str) -> dict[str, tuple[torch.Tensor, bytes]]:
-    """x_t under each schedule (Ho et al. 2020, eq. 4), with the PNG file of its picture."""
+@st.cache_resource(max_entries=96, show_spinner=False)
+def noisy(name: str, T: int, t: int, seed: int, device: str) -> dict[str, tuple[bytes, float, float]]:
+    """x_t under each schedule (Ho et al. 2020, eq. 4): the PNG file of its picture, and the mean and the
+    variance of its pixel values (the tensors themselves are not kept: a photo's would be a megabyte each)."""
     x0, eps = x0_and_noise(name, None, seed, device)
     out = {}
     for kind, s in schedules_of(T).items():
         x_t = q_sample(x0, t, eps, s)
-        out[kind] = x_t, charts.png_bytes(tensor_to_image(x_t))
+        values = x_t.detach().double().cpu().flatten()
+        out[kind] = charts.png_bytes(tensor_to_image(x_t)), float(values.mean()), float(values.var(unbiased=True))
     return out
 
 
-@st.cache_resource(max_entries=128, show_spinner=False)
+@st.cache_resource(max_entries=64, show_spinner=False)
 def curve_figures(T: int, t: int, lang: str) -> list:
     """The four curves of both schedules, with the marker at t (one set per T, t and language)."""
     tr = Translator(lang)
@@ -121,7 +123,7 @@ def at_t(name: str, T: int, seed: int, device: str) -> None:
     cols = st.columns(len(SCHEDULE_KINDS))
     for col, (kind, s) in zip(cols, schedules.items()):
         with col:
-            charts.show_png(x_t[kind][1], tr("closed_form.image_caption", t=t, schedule=tr(f"closed_form.in_{kind}")))
+            charts.show_png(x_t[kind][0], tr("closed_form.image_caption", t=t, schedule=tr(f"closed_form.in_{kind}")))
             a, b = float(s.sqrt_alpha_bars[t]), float(s.sqrt_one_minus_alpha_bars[t])
             st.latex(rf"x_{{{t}}} = {a:.4f}\,x_0 + {b:.4f}\,\varepsilon")
 
@@ -143,8 +145,7 @@ def at_t(name: str, T: int, seed: int, device: str) -> None:
     check = {k: [] for k in ("quantity_col", "predicted_col", "measured_col", "se_col", "z_col")}
     for kind, s in schedules.items():
         pred = xt_pixel_moments(x0, t, s)
-        values = x_t[kind][0].detach().double().cpu().flatten()
-        measured_mean, measured_var = float(values.mean()), float(values.var(unbiased=True))
+        _, measured_mean, measured_var = x_t[kind]
         sched = tr(f"closed_form.in_{kind}")
         for row, p, m, se in (("pixel_mean_row", pred.mean, measured_mean, pred.mean_se),
                               ("pixel_var_row", pred.variance, measured_var, pred.variance_se)):

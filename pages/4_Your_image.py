@@ -82,7 +82,7 @@ def forward_at(pid: str, _pixels: np.ndarray, kind: str, t: int, seed: int, devi
     return xt_picture, charts.png_bytes(xt_picture), hist, pixel_correlation(xt, x0)
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
+@st.cache_resource(max_entries=8, show_spinner=False)  # 14 pictures each
 def strip_of(pid: str, _pixels: np.ndarray, kind: str, seed: int, device: str):
     """x_t at the strip's steps, the same noise: the frames (uint8, enlarged) and their PNGs."""
     x0, eps, _ = x0_and_noise(pid, _pixels, seed, device)

@@ -69,8 +69,9 @@ def test_two_replicas_affinity_and_failover(browser):
         replicas = [replica_of(c) for c, *_ in students]
         assert set(replicas) == {"app1", "app2"}, replicas  # both serve (least connections: they alternate)
 
+        values = []
         for context, pg, sockets, lang in students:  # each student's moves stay on its replica
-            step_t(pg)
+            values.append(step_t(pg))
             assert replica_of(context) in {"app1", "app2"}
             assert len(sockets) == 1 and not sockets[0].is_closed()
         assert [replica_of(c) for c, *_ in students] == replicas
@@ -78,11 +79,11 @@ def test_two_replicas_affinity_and_failover(browser):
         victim = cluster.names.index(replicas[0])
         cluster.replicas[victim].kill()
         cluster.replicas[victim].wait(timeout=10)
-        moved = [s for s, r in zip(students, replicas) if r == replicas[0]]
+        moved = [(*s, v) for s, r, v in zip(students, replicas, values) if r == replicas[0]]
         stayed = [(s, r) for s, r in zip(students, replicas) if r != replicas[0]]
         assert moved and stayed
 
-        for context, pg, sockets, lang in moved:
+        for context, pg, sockets, lang, value in moved:
             # Streamlit's reconnect: a second websocket, through HAProxy to the live replica, and the page again.
             deadline = time.monotonic() + 30
             while len(sockets) < 2 or sockets[-1].is_closed():
@@ -91,6 +92,7 @@ def test_two_replicas_affinity_and_failover(browser):
             pg.locator(SLIDER).wait_for(timeout=30000)
             wait_idle(pg)
             assert replica_of(context) != replicas[0]
+            assert pg.locator(SLIDER).get_attribute("aria-valuetext") == value  # the browser kept the slider
             assert pg.title().endswith(Translator(lang)("common.app_name"))
             step_t(pg)  # and the page works there
             assert_no_exception(pg)
