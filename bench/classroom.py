@@ -395,6 +395,17 @@ async def alone(browser, url: str, steps: int, timeout_s: float, pages: list[str
     return results
 
 
+async def warm_up(browser, url: str, pages: list[str], timeout_s: float) -> None:
+    """Open each page once (imports, the denoiser's weights, the default settings' caches), so that the class's
+    memory growth is measured from a server that has served every page."""
+    clock = Clock()
+    clock.go.set()
+    for page in pages:
+        s = Student(browser, url, "en", Results(), clock, timeout_s)
+        await s.open(page)
+        await s.close()
+
+
 async def a_class(browser, url: str, args, drag: int, upload: int, sample: int, server_pids: list[int]):
     results = Results()
     monitor = Monitor(server_pids)
@@ -519,6 +530,7 @@ async def main_async(args) -> None:
                 if args.alone_steps:
                     alone_res = await alone(browser, url, args.alone_steps, args.timeout, args.pages, pids)
                     log("alone done")
+                await warm_up(browser, url, ["Reverse_process"] + ([] if args.alone_steps else list(PAGES)), args.timeout)
                 runs = []
                 for size in args.classes or [None]:
                     if size is None:
