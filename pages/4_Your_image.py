@@ -56,7 +56,7 @@ def picture_id(pixels: np.ndarray) -> str:
     return hashlib.sha1(pixels.tobytes() + str(pixels.shape).encode()).hexdigest()
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
+@st.cache_resource(max_entries=8, show_spinner=False)  # a photo's x_0 and noise: 1.5 MB
 def x0_and_noise(pid: str, _pixels: np.ndarray, seed: int, device: str):
     """x_0 [1, C, H, W] in [-1, 1], the one draw of the noise reused for every t, and the generator's state
     after it (the pixel's draws below continue from there)."""
@@ -66,7 +66,7 @@ def x0_and_noise(pid: str, _pixels: np.ndarray, seed: int, device: str):
     return x0, eps, generator.get_state()
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
+@st.cache_resource(max_entries=48, show_spinner=False)  # a photo's x_t and its PNG: 0.4 MB
 def forward_at(pid: str, _pixels: np.ndarray, kind: str, t: int, seed: int, device: str, lang: str):
     """x_t in one jump (Ho et al. 2020, eq. 4): its picture, the picture's PNG, the histogram of all its
     values against N(0, 1), and its measured correlation with x_0."""
