@@ -562,8 +562,9 @@ def main() -> None:
     parser.add_argument("--alone-steps", type=int, default=12, help="steps per slider for the student alone (0: skip)")
     parser.add_argument("--pages", nargs="+", default=list(PAGES), choices=PAGES, help="pages for the student alone")
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds after which a step counts as timed out")
-    parser.add_argument("--think-min", type=float, default=0.2, help="pause after each settled step, seconds")
-    parser.add_argument("--think-max", type=float, default=0.6)
+    parser.add_argument("--think-min", type=float, default=0.5,
+                        help="a student's pause after each settled step, seconds (uniform between min and max)")
+    parser.add_argument("--think-max", type=float, default=1.5)
     args = parser.parse_args()
     asyncio.run(main_async(args))
 
