@@ -395,15 +395,17 @@ async def alone(browser, url: str, steps: int, timeout_s: float, pages: list[str
     return results
 
 
-async def warm_up(browser, url: str, pages: list[str], timeout_s: float) -> None:
-    """Open each page once (imports, the denoiser's weights, the default settings' caches), so that the class's
-    memory growth is measured from a server that has served every page."""
+async def warm_up(browser, url: str, pages: list[str], timeout_s: float, processes: int) -> None:
+    """Open each page once on every process (imports, the denoiser's weights, the default settings' caches),
+    so that the class's memory growth is measured from servers that have served every page. The pages of a
+    round stay open together, so that the balancer spreads them over the processes."""
     clock = Clock()
     clock.go.set()
     for page in pages:
-        s = Student(browser, url, "en", Results(), clock, timeout_s)
-        await s.open(page)
-        await s.close()
+        students = [Student(browser, url, "en", Results(), clock, timeout_s) for _ in range(max(1, processes))]
+        await asyncio.gather(*(s.open(page) for s in students))
+        for s in students:
+            await s.close()
 
 
 async def a_class(browser, url: str, args, drag: int, upload: int, sample: int, server_pids: list[int]):
@@ -530,7 +532,8 @@ async def main_async(args) -> None:
                 if args.alone_steps:
                     alone_res = await alone(browser, url, args.alone_steps, args.timeout, args.pages, pids)
                     log("alone done")
-                await warm_up(browser, url, ["Reverse_process"] + ([] if args.alone_steps else list(PAGES)), args.timeout)
+                await warm_up(browser, url, ["Reverse_process"] + ([] if args.alone_steps and processes <= 1 else list(PAGES)),
+                              args.timeout, processes)
                 runs = []
                 for size in args.classes or [None]:
                     if size is None:
