@@ -65,7 +65,7 @@ PAGES = tuple(SLIDERS)
 OBSERVE = """() => {
   if (window.__b) return;
   window.__b = {key: 0, changes: [], target: 'none'};
-  document.addEventListener('keydown', () => { window.__b.key = performance.now(); window.__b.changes = []; }, true);
+  document.addEventListener('keydown', () => { window.__b.key = performance.now(); window.__b.changes = []; window.__ws = []; }, true);
   new MutationObserver(ms => {
     for (const m of ms) {
       const el = m.target.nodeType === 1 ? m.target : m.target.parentElement;
@@ -73,6 +73,23 @@ OBSERVE = """() => {
     }
   }).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['src', 'd']});
 }"""
+# Before the app's code: the time each websocket message reaches the page (the server's answer to a step).
+TIME_MESSAGES = """(() => {
+  const Native = window.WebSocket;
+  window.__ws = [];
+  function Timed(...args) {
+    const ws = new Native(...args);
+    ws.addEventListener('message', () => window.__ws.push(performance.now()));
+    return ws;
+  }
+  Timed.prototype = Native.prototype;
+  for (const k of ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED']) Timed[k] = Native[k];
+  window.WebSocket = Timed;
+})();"""
+# After a settled step: [input -> last picture change, input -> the last message received before that change].
+STEP_TIMES = """() => { const b = window.__b, last = b.changes[b.changes.length - 1];
+  const before = window.__ws.filter(t => t > b.key && t <= last);
+  return [last - b.key, before.length ? before[before.length - 1] - b.key : NaN]; }"""
 SETTLED = """(quiet) => { const b = window.__b; return b.changes.length > 0 && !!document.querySelector('%s')
   && performance.now() - b.changes[b.changes.length - 1] > quiet; }""" % IDLE
 
@@ -167,6 +184,7 @@ class Results:
     runs_started: int = 0
     opens: list[float] = field(default_factory=list)  # s, goto -> idle
     rss_before: float = 0.0  # MB, before the students arrived
+    replies: dict[str, list[float]] = field(default_factory=dict)  # label -> ms, input -> the picture's message
     cpu: dict[str, list[int]] = field(default_factory=dict)  # label -> [server ticks, browser ticks, steps]
     exceptions: int = 0
     timeouts: int = 0
@@ -180,6 +198,10 @@ class Results:
 
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
+
+
+def med(values: list[float]) -> str:
+    return f"{statistics.median(values):.0f}" if values else "–"
 
 
 def fmt_ms(values: list[float]) -> str:
@@ -212,6 +234,7 @@ class Student:
     async def open(self, path: str) -> None:
         if self.context is None:
             self.context = await self.browser.new_context(viewport={"width": 1280, "height": 900})
+            await self.context.add_init_script(TIME_MESSAGES)
             self.page = await self.context.new_page()
             self.page.on("websocket", lambda ws: ws.on("close", lambda _: self._closed()))
         start = time.monotonic()
@@ -261,8 +284,10 @@ class Student:
             self.results.notes.append(f"{key}: no new picture within {self.timeout_ms / 1000:.0f} s")
             await self.check_exceptions()
             return direction
-        ms = await self.page.evaluate("() => window.__b.changes[window.__b.changes.length - 1] - window.__b.key")
+        ms, reply = await self.page.evaluate(STEP_TIMES)
         self.results.add(label, ms)
+        if reply == reply:  # not NaN
+            self.results.replies.setdefault(label, []).append(reply)
         await self.check_exceptions()
         return direction
 
@@ -451,15 +476,16 @@ def report(layout: str, alone_res: Results | None, runs: list[tuple[tuple[int, i
         out += ["### One student alone (input -> new picture, ms)", "",
                 "CPU per step: the server's and the browser's CPU time while that slider moved, over its steps "
                 "(the rest of the wait is the other on the 2 cores, the network and the paint).", "",
-                "| page · slider | steps | median | p95 | max | server CPU ms/step | browser CPU ms/step |",
-                "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                "| page · slider | steps | median | p95 | max | server's answer, median | server CPU ms/step | browser CPU ms/step |",
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for label, values in alone_res.steps.items():
             server_t, browser_t, n = alone_res.cpu.get(label, (0, 0, 0))
             per = (lambda ticks: f"{1000 * ticks / TICK / n:.0f}") if n else (lambda ticks: "–")
-            out.append(f"| {label} {fmt_ms(values)} {per(server_t)} | {per(browser_t)} |")
+            out.append(f"| {label} {fmt_ms(values)} {med(alone_res.replies.get(label, []))} | {per(server_t)} | {per(browser_t)} |")
         per_page = {p: [v for k, vs in alone_res.steps.items() if k.startswith(p) for v in vs] for p in PAGES}
         for page, values in per_page.items():
-            out.append(f"| **{page}, every slider** {fmt_ms(values)} | |")
+            replies = [v for k, vs in alone_res.replies.items() if k.startswith(page) for v in vs]
+            out.append(f"| **{page}, every slider** {fmt_ms(values)} {med(replies)} | | |")
         out += ["", f"Errors alone: {alone_res.exceptions} exception boxes, {alone_res.timeouts} time-outs, "
                 f"{alone_res.disconnects} disconnects; {alone_res.dropped_keys} key presses the slider did not take.", ""]
         if alone_res.notes:
@@ -478,10 +504,13 @@ def report(layout: str, alone_res: Results | None, runs: list[tuple[tuple[int, i
         ok = errors == 0 and p95 <= 1000 and finished and r1 - res.rss_before <= 100 and bool(slider_all)
         out += [f"### Class of {drag + upload + sample}: {drag} dragging, {upload} uploading, {sample} sampling "
                 f"({args.duration:.0f} s once every page was open; students arrived over {args.ramp:.0f} s)", "",
-                "| what | n | median | p95 | max |", "| --- | ---: | ---: | ---: | ---: |"]
+                "| what | n | median | p95 | max | server's answer, median |",
+                "| --- | ---: | ---: | ---: | ---: | ---: |"]
         for page in PAGES:
-            out.append(f"| slider step → new picture, {page} (ms) {fmt_ms(res.steps.get(page, []))}")
-        out.append(f"| slider step → new picture, all pages (ms) {fmt_ms(slider_all)}")
+            out.append(f"| slider step → new picture, {page} (ms) {fmt_ms(res.steps.get(page, []))} "
+                       f"{med(res.replies.get(page, []))} |")
+        out.append(f"| slider step → new picture, all pages (ms) {fmt_ms(slider_all)} "
+                   f"{med([v for vs in res.replies.values() for v in vs])} |")
         out.append(f"| upload → new picture (ms) {fmt_ms(res.uploads)}")
         runs_ms = [r * 1000 for r in res.runs]
         if res.runs:
