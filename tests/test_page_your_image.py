@@ -78,14 +78,24 @@ def assert_no_exception_element(at) -> None:
 
 # ------------------------------------------------------------------ AppTest
 @pytest.mark.parametrize("lang", LANGS)
-def test_page_waits_for_a_picture(lang):
+def test_first_view_shows_a_bundled_picture_diffusing_until_an_upload(lang):
+    """Not an empty uploader: the bundled photo goes through the forward process, the page says so, and
+    the uploader is there with its limit; an upload then takes the photo's place."""
     at = run_page(PAGE, lang)
     assert_no_exception_element(at)
     tr = Translator(lang)
     assert at.title[0].value == tr("your_image.title")
-    assert [i.value for i in at.info] == [tr("your_image.upload_prompt")]
+    assert [i.value for i in at.info] == [tr("your_image.demo_note", name=tr("samples.chelsea")).strip()]
     assert "10 MB" in at.caption[0].value  # the upload limit is said on the page ...
     assert at.file_uploader(key=UPLOADER).proto.max_upload_size_mb == 10  # ... and is the widget's
+    captions = [c for img in at.image for c in img.captions]
+    assert tr("your_image.as_loaded_caption", width=256, height=170, format="PNG", mode="RGB") in captions
+    assert tr("your_image.xt_caption", t=250) in captions and len(at.get("plotly_chart")) == 3
+    at = upload(at, "photo.png", GOOD)
+    assert_no_exception_element(at)
+    assert not at.info  # the note went with the bundled photo
+    assert tr("your_image.as_loaded_caption", width=120, height=90, format="PNG", mode="RGB") in [
+        c for img in at.image for c in img.captions]
 
 
 @pytest.mark.parametrize("lang", LANGS)
