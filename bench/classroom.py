@@ -59,7 +59,10 @@ SLIDERS = {
     "Closed_form": [("closed_form_t", ANY_IMAGE), ("closed_form_T", ANY_IMAGE)],
     "Your_image": [("your_image_t", ANY_IMAGE)],
 }
-PAGES = tuple(SLIDERS)
+PAGES = tuple(SLIDERS)  # the class drags the sliders of pages 1-4
+# The lesson pages after them: the student alone can step their t slider too (--pages).
+SLIDERS |= {"Posterior": [("posterior_t", ANY_IMAGE)], "Bound": [("bound_t", ANY_IMAGE)],
+            "Playground_2D": [("playground_t_1000", ".st-key-playground_field_exact")]}
 
 # In the page: the time of the last key press, and of every change inside the watched picture after it.
 OBSERVE = """() => {
@@ -482,7 +485,8 @@ def report(layout: str, alone_res: Results | None, runs: list[tuple[tuple[int, i
             server_t, browser_t, n = alone_res.cpu.get(label, (0, 0, 0))
             per = (lambda ticks: f"{1000 * ticks / TICK / n:.0f}") if n else (lambda ticks: "–")
             out.append(f"| {label} {fmt_ms(values)} {med(alone_res.replies.get(label, []))} | {per(server_t)} | {per(browser_t)} |")
-        per_page = {p: [v for k, vs in alone_res.steps.items() if k.startswith(p) for v in vs] for p in PAGES}
+        measured = dict.fromkeys(k.split(" · ")[0] for k in alone_res.steps)
+        per_page = {p: [v for k, vs in alone_res.steps.items() if k.startswith(p) for v in vs] for p in measured}
         for page, values in per_page.items():
             replies = [v for k, vs in alone_res.replies.items() if k.startswith(page) for v in vs]
             out.append(f"| **{page}, every slider** {fmt_ms(values)} {med(replies)} | | |")
@@ -592,7 +596,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=180.0, help="seconds of class after the ramp")
     parser.add_argument("--ramp", type=float, default=15.0, help="seconds over which the students arrive")
     parser.add_argument("--alone-steps", type=int, default=12, help="steps per slider for the student alone (0: skip)")
-    parser.add_argument("--pages", nargs="+", default=list(PAGES), choices=PAGES, help="pages for the student alone")
+    parser.add_argument("--pages", nargs="+", default=list(PAGES), choices=tuple(SLIDERS), help="pages for the student alone")
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds after which a step counts as timed out")
     parser.add_argument("--think-min", type=float, default=0.5,
                         help="a student's pause after each settled step, seconds (uniform between min and max)")
