@@ -94,7 +94,7 @@ seed = current_seed()
 data_id = name if name != "picture" else "picture:" + hashlib.sha1(np.ascontiguousarray(pixels).tobytes()).hexdigest()[:16]
 key = (data_id, n_points, seed, steps, width, kind, T)
 store = pg.lab_store()
-lab = store.get(key)
+lab = store.peek(key)
 
 # ------------------------------------------------------------------ 2. training
 st.header(tr("playground.train_header"))
@@ -123,7 +123,7 @@ if lab is None:
                               progress=progress)
     noise = torch.randn(min(n_points, pg.CLOUD_MAX), 2, generator=torch.Generator().manual_seed(seed + 1))
     lab = pg.Lab(key=key, data=data, schedule=schedule, trained=trained, cloud_noise=noise)
-    store.put(lab)
+    store.put(key, lab)
     bar.empty()
 loss_slot.plotly_chart(pg.loss_figure(lab.trained.steps, lab.trained.losses, x_title=tr("playground.step_axis"),
                                       y_title=tr("playground.loss_axis"), name=tr("playground.loss_name")),

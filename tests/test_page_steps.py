@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 
 import numpy as np
 import pytest
@@ -68,29 +67,6 @@ def test_load_sweep(tmp_path):
         path.write_text(bad)
         with pytest.raises(sr.SweepError, match="s.json"):
             sr.load_sweep(path)
-
-
-def test_memo_computes_once_and_forgets_the_oldest():
-    memo, calls = sr.Memo(max_entries=2), []
-
-    def compute(v):
-        return lambda: calls.append(v) or v
-
-    threads = [threading.Thread(target=memo.get, args=("a", compute(1))) for _ in range(4)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert calls == [1]  # four sessions asked at once, one computed
-    memo.get("b", compute(2)), memo.get("c", compute(3))
-    assert "a" not in memo and "b" in memo and "c" in memo
-
-    def stopped():
-        raise RuntimeError("the script was stopped")
-
-    with pytest.raises(RuntimeError):
-        memo.get("d", stopped)
-    assert memo.get("d", compute(4)) == 4 and calls == [1, 2, 3, 4]  # a stopped computation is not kept
 
 
 # ------------------------------------------------------------------ AppTest

@@ -1,6 +1,6 @@
 """The bound page's live numbers: the network wrapped as eps_fn, results cached for every session.
 
-A small LRU store (``st.cache_resource``, shared by all sessions) rather than ``st.cache_data``: the page
+Kept in a store shared by all sessions (``ui.shared_store``) rather than ``st.cache_data``: the page
 must know whether a result is cached before it starts, so that a miss shows a progress bar with real
 progress and a hit shows nothing at all. Keys: the digit's bytes, the label, the settings and the seed.
 """
@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,34 +24,15 @@ from diffusion_core.samplers import guided_eps_fn
 from diffusion_core.unet import NULL_LABEL
 from diffusion_core.weights import PRETRAINED_DIR
 from ui.model import SharedDenoiser
+from ui.shared_store import SharedStore, shared_store
 
 CURVES_PATH = PRETRAINED_DIR / "bound_curves.json"  # written by bench/bound.py
 MODES = ("cond", "uncond")  # s = 1 with the chosen label; no label
 MAX_ENTRIES = 128
 
 
-class _Store:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.items: OrderedDict[tuple, object] = OrderedDict()
-
-    def get(self, key: tuple) -> object | None:
-        with self.lock:
-            if key in self.items:
-                self.items.move_to_end(key)
-                return self.items[key]
-        return None
-
-    def put(self, key: tuple, value: object) -> None:
-        with self.lock:
-            self.items[key] = value
-            while len(self.items) > MAX_ENTRIES:
-                self.items.popitem(last=False)
-
-
-@st.cache_resource(show_spinner=False)
-def _store() -> _Store:
-    return _Store()
+def _store() -> SharedStore:
+    return shared_store("bound", MAX_ENTRIES)
 
 
 @dataclass(frozen=True)
@@ -71,7 +50,7 @@ def _digit_key(digit: np.ndarray) -> str:
 
 def cached_bound(digit: np.ndarray, label: int, strata: int, seed: int) -> LiveBound | None:
     """The result if some session already computed it, else None."""
-    return _store().get(("bound", _digit_key(digit), label, strata, seed))  # type: ignore[return-value]
+    return _store().peek(("bound", _digit_key(digit), label, strata, seed))  # type: ignore[return-value]
 
 
 def live_bound(shared: SharedDenoiser, digit: np.ndarray, label: int, strata: int, seed: int,
@@ -79,7 +58,7 @@ def live_bound(shared: SharedDenoiser, digit: np.ndarray, label: int, strata: in
     """L_T, L_0 and the stratified sum of the KL terms (``elbo.stratified_bound``, 2 draws per stratum) for
     both modes; cached. ``progress(fraction)`` is called as the network batches go through."""
     key = ("bound", _digit_key(digit), label, strata, seed)
-    hit = _store().get(key)
+    hit = _store().peek(key)
     if hit is not None:
         return hit  # type: ignore[return-value]
     x0 = image_to_tensor(digit)
@@ -119,7 +98,7 @@ class StepDetail:
 def step_detail(shared: SharedDenoiser, digit: np.ndarray, label: int, t: int, seed: int) -> StepDetail:
     """x_t, eps, eps_hat, x0_hat and the term of eq. 5 at one t; cached (one network call)."""
     key = ("step", _digit_key(digit), label, t, seed)
-    hit = _store().get(key)
+    hit = _store().peek(key)
     if hit is not None:
         return hit  # type: ignore[return-value]
     from diffusion_core.forward import q_sample

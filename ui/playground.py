@@ -3,8 +3,6 @@ field on a grid per t (cached), and the plotly figures. The math lives in ``diff
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +15,7 @@ from diffusion_core.forward import q_sample
 from diffusion_core.schedules import Schedule
 
 from . import charts
+from .shared_store import SharedStore, shared_store
 
 LIMIT = 3.0  # the plots show [-3, 3]^2: the data have unit variance per axis, x_T ~ N(0, I)
 GRID = 17  # arrows per side of the field
@@ -40,30 +39,9 @@ class Lab:
     extras: dict = field(default_factory=dict)  # "paths", "memo": computed once, on first view
 
 
-class LabStore:
-    """At most MAX_LABS labs, least recently used dropped first; safe across sessions."""
-
-    def __init__(self) -> None:
-        self._labs: OrderedDict[tuple, Lab] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple) -> Lab | None:
-        with self._lock:
-            lab = self._labs.get(key)
-            if lab is not None:
-                self._labs.move_to_end(key)
-            return lab
-
-    def put(self, lab: Lab) -> None:
-        with self._lock:
-            self._labs[lab.key] = lab
-            while len(self._labs) > MAX_LABS:
-                self._labs.popitem(last=False)
-
-
-@st.cache_resource(show_spinner=False)
-def lab_store() -> LabStore:
-    return LabStore()
+def lab_store() -> SharedStore:
+    """The trained labs, at most MAX_LABS, shared by every session (``ui.shared_store``)."""
+    return shared_store("playground", MAX_LABS)
 
 
 @st.cache_data(max_entries=4000, show_spinner=False)

@@ -2,9 +2,8 @@
 ODE's reference path, the quality meter (N digits judged by the shipped classifier), and the benchmark's
 sweep read from its file. No Streamlit widgets here; the math is in diffusion_core (ode_paths, metrics).
 
-Runs are kept in a memo shared by every session (``st.cache_resource``), keyed by their settings and
-seed: a second student asking for the same settings gets them at once. (``st.cache_data`` cannot report
-progress from inside the cached function; this memo can.)
+Runs are kept in a store shared by every session (``ui.shared_store``), keyed by their settings and
+seed: a second student asking for the same settings gets them at once.
 """
 
 from __future__ import annotations
@@ -12,10 +11,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +27,7 @@ from diffusion_core.ode_paths import PixelPath, pixel_path
 from diffusion_core.samplers import DEFAULT_GUIDANCE, ReverseProcess
 from diffusion_core.weights import PRETRAINED_DIR
 from ui.model import SharedDenoiser
+from ui.shared_store import SharedStore, shared_store
 
 STEP_CHOICES: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 25, 50, 100)
 N_COMPARE = 8  # digits in the side-by-side comparison
@@ -46,44 +44,9 @@ MEMO_ENTRIES = 24  # runs kept in the shared memo (a run of 8 digits x 100 steps
 Progress = Callable[[int, int], None]  # (steps done, steps in all)
 
 
-class Memo:
-    """A small least-recently-used store shared by every session, one computation per key at a time."""
-
-    def __init__(self, max_entries: int = MEMO_ENTRIES):
-        self.max_entries, self._data, self._lock = max_entries, OrderedDict(), threading.Lock()
-        self._key_locks: dict[Hashable, threading.Lock] = {}
-
-    def get(self, key: Hashable, compute: Callable[[], object]) -> object:
-        with self._lock:
-            if key in self._data:
-                self._data.move_to_end(key)
-                return self._data[key]
-            key_lock = self._key_locks.setdefault(key, threading.Lock())
-        with key_lock:  # a second session asking for the same run waits for the first one's result
-            with self._lock:
-                if key in self._data:
-                    return self._data[key]
-            try:
-                value = compute()  # may raise: Streamlit stops a script whose tab asked for something else
-            except BaseException:
-                with self._lock:
-                    self._key_locks.pop(key, None)
-                raise
-            with self._lock:
-                self._data[key] = value
-                while len(self._data) > self.max_entries:
-                    self._data.popitem(last=False)
-                self._key_locks.pop(key, None)
-            return value
-
-    def __contains__(self, key: Hashable) -> bool:
-        with self._lock:
-            return key in self._data
-
-
-@st.cache_resource(show_spinner=False)
-def shared_memo() -> Memo:
-    return Memo()
+def shared_memo() -> SharedStore:
+    """The page's runs, shared by every session (``ui.shared_store``)."""
+    return shared_store("steps", MEMO_ENTRIES)
 
 
 @st.cache_resource(show_spinner=False)
