@@ -127,3 +127,40 @@ def screenshot(pg, name: str) -> Path:
     path = out / f"{name}.png"
     pg.screenshot(path=str(path), full_page=True)
     return path
+
+
+def record_runs(pg) -> list[list[str]]:
+    """Record the script runs the server starts for ``pg`` (attach before opening the page): for each,
+    the fragments it reruns, as its new_session message says ([] for a run of the whole page)."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    runs: list[list[str]] = []
+
+    def on_frame(payload) -> None:
+        if isinstance(payload, bytes):
+            msg = ForwardMsg.FromString(payload)
+            if msg.WhichOneof("type") == "new_session":
+                runs.append(list(msg.metadata.run.fragment_ids))
+
+    pg.on("websocket", lambda ws: ws.on("framereceived", on_frame))
+    return runs
+
+
+# ---------------------------------------------------------------- translations
+def assert_translations_match(section: str) -> dict[str, dict[str, str]]:
+    """Both languages of ``section`` hold the same keys, each string the same $...$ math and the same
+    {fields} (braces counted, so "{{x}}" and "{x}" differ), and no number with a comma between thousands.
+    Returns the two tables ({lang: {key: text}}) for a test's own checks."""
+    import re
+
+    from ui.i18n import load_table
+
+    tables = {lang: {k: v for k, v in load_table(lang).items() if k.startswith(f"{section}.")} for lang in LANGS}
+    en, vi = tables["en"], tables["vi"]
+    assert en and en.keys() == vi.keys()
+    for pattern in (r"\$[^$]+\$", r"\{+\w+\}+"):
+        assert {k: sorted(re.findall(pattern, v)) for k, v in en.items()} == \
+               {k: sorted(re.findall(pattern, v)) for k, v in vi.items()}, pattern
+    for table in tables.values():
+        assert not [k for k, v in table.items() if re.search(r"\d,\d{3}", v)]
+    return tables

@@ -32,13 +32,20 @@ def fake_mnist(directory: Path, n: int = 300) -> None:
         write_idx(directory / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, n), 2049)
 
 
-def test_bench_quick_runs_end_to_end(tmp_path):
+def tiny_bench_files(directory: Path, *, T: int = 100, digits: int = 300, classifier: bool = True) -> None:
+    """What a benchmark reads, tiny and random: ``denoiser/`` (a small UNet with T steps), ``classifier/``
+    and ``mnist/`` (``fake_mnist`` with ``digits`` images per split), under ``directory``."""
     torch.manual_seed(0)
     unet = UNetConfig(channels=(8, 16), blocks_per_level=(1, 1), emb_dim=16, attention=False)
-    save_denoiser(UNet(unet), DenoiserConfig(unet=unet, schedule="cosine", T=100), tmp_path / "denoiser")
-    save_classifier(Classifier(ClassifierConfig(channels=(4, 8, 16))), tmp_path / "classifier")
-    (tmp_path / "mnist").mkdir()
-    fake_mnist(tmp_path / "mnist")
+    save_denoiser(UNet(unet), DenoiserConfig(unet=unet, schedule="cosine", T=T), directory / "denoiser")
+    if classifier:
+        save_classifier(Classifier(ClassifierConfig(channels=(4, 8, 16))), directory / "classifier")
+    (directory / "mnist").mkdir()
+    fake_mnist(directory / "mnist", n=digits)
+
+
+def test_bench_quick_runs_end_to_end(tmp_path):
+    tiny_bench_files(tmp_path)
     grid = tmp_path / "grid.png"
     result = subprocess.run(
         [sys.executable, "bench/run.py", "--quick", "--weights", str(tmp_path / "denoiser"),

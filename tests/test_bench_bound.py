@@ -7,19 +7,11 @@ import json
 import subprocess
 import sys
 
-import torch
-
-from test_bench import ROOT, fake_mnist
-from diffusion_core.unet import UNet, UNetConfig
-from diffusion_core.weights import DenoiserConfig, save_denoiser
+from test_bench import ROOT, tiny_bench_files
 
 
 def test_bench_bound_runs_and_resumes(tmp_path):
-    torch.manual_seed(0)
-    unet = UNetConfig(channels=(8, 16), blocks_per_level=(1, 1), emb_dim=16, attention=False)
-    save_denoiser(UNet(unet), DenoiserConfig(unet=unet, schedule="cosine", T=30), tmp_path / "denoiser")
-    (tmp_path / "mnist").mkdir()
-    fake_mnist(tmp_path / "mnist", n=10)
+    tiny_bench_files(tmp_path, T=30, digits=10, classifier=False)
     curves = tmp_path / "curves.json"
     common = [sys.executable, "bench/bound.py", "--weights", str(tmp_path / "denoiser"), "--data",
               str(tmp_path / "mnist"), "--out", str(tmp_path / "run"), "--curves", str(curves), "--batch", "2"]

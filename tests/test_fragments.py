@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import assert_no_exception, open_page, screenshot, wait_idle
+from conftest import assert_no_exception, open_page, record_runs, screenshot, wait_idle
 from ui.i18n import Translator
 
 # (URL path, slider key, the picture it changes)
@@ -17,22 +17,6 @@ CASES = [
     ("Closed_form", "closed_form_t", '[data-testid="stImage"]'),
     ("Your_image", "your_image_t", '[data-testid="stImage"]'),
 ]
-
-
-def record_runs(pg) -> list[list[str]]:
-    """For every script run the server starts for ``pg``: the fragments it reruns ([] for the whole page)."""
-    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-
-    runs: list[list[str]] = []
-
-    def on_frame(payload) -> None:
-        if isinstance(payload, bytes):
-            msg = ForwardMsg.FromString(payload)
-            if msg.WhichOneof("type") == "new_session":
-                runs.append(list(msg.metadata.run.fragment_ids))
-
-    pg.on("websocket", lambda ws: ws.on("framereceived", on_frame))
-    return runs
 
 
 def image_sources(pg) -> list[str]:

@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import LANGS, assert_clean, assert_no_exception, open_page, run_page, screenshot
+from conftest import LANGS, assert_clean, assert_no_exception, assert_translations_match, open_page, run_page, screenshot
 from diffusion_core.samples import load_sample_image
 from ui.i18n import Translator
 
@@ -143,14 +143,6 @@ def test_bound_page_in_the_browser(browser, app_url, lang):
 
 def test_translations_match():
     """Same keys, the same math ($...$) and the same fields in both languages; no comma as a thousands separator."""
-    from ui.i18n import load_table
+    assert_translations_match("bound")
 
-    en = {k: v for k, v in load_table("en").items() if k.startswith("bound.")}
-    vi = {k: v for k, v in load_table("vi").items() if k.startswith("bound.")}
-    assert en.keys() == vi.keys()
-    math_of = lambda s: sorted(re.findall(r"\$[^$]+\$", s))  # noqa: E731
-    assert {k: math_of(v) for k, v in en.items()} == {k: math_of(v) for k, v in vi.items()}
-    fields = lambda s: sorted(re.findall(r"(?<!\{)\{\w+\}(?!\})", s))  # noqa: E731
-    assert {k: fields(v) for k, v in en.items()} == {k: fields(v) for k, v in vi.items()}
-    for table in (en, vi):
-        assert not [k for k, v in table.items() if re.search(r"\d,\d{3}", v)]
+

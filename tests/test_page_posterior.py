@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import LANGS, ROOT, assert_clean, assert_no_exception, open_page, run_page, screenshot
+from conftest import LANGS, ROOT, assert_clean, assert_no_exception, assert_translations_match, open_page, run_page, screenshot
 from diffusion_core.samples import load_sample_image
 from diffusion_core.weights import load_denoiser
-from ui.i18n import Translator, load_table
+from ui.i18n import Translator
 
 PAGE = "pages/5_Posterior.py"
 TABLES = {lang: Translator(lang) for lang in LANGS}
@@ -84,14 +84,9 @@ def faces(at) -> list[float]:
 
 def test_translations_match():
     """Same keys in both languages, the same $...$ math and the same {fields}."""
-    en = {k: v for k, v in load_table("en").items() if k.startswith("posterior.")}
-    vi = {k: v for k, v in load_table("vi").items() if k.startswith("posterior.")}
-    assert en.keys() == vi.keys() and len(en) > 40
-    math_of = lambda s: sorted(re.findall(r"\$[^$]+\$", s))  # noqa: E731
-    assert {k: math_of(v) for k, v in en.items()} == {k: math_of(v) for k, v in vi.items()}
-    assert {k: sorted(re.findall(r"\{\w+\}", v)) for k, v in en.items()} == \
-           {k: sorted(re.findall(r"\{\w+\}", v)) for k, v in vi.items()}
-    assert "làm nhiễu" not in " ".join(vi.values())
+    tables = assert_translations_match("posterior")
+    assert len(tables["en"]) > 40
+    assert "làm nhiễu" not in " ".join(tables["vi"].values())
 
 
 @pytest.mark.parametrize("lang", LANGS)

@@ -14,10 +14,11 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import LANGS, assert_clean, assert_no_exception, open_page, run_page, screenshot, wait_idle
+from conftest import (LANGS, assert_clean, assert_no_exception, assert_translations_match, open_page, record_runs,
+                      run_page, screenshot, wait_idle)
 from diffusion_core.schedules import make_schedule
 from ui import reverse_run as rr
-from ui.i18n import Translator, load_table
+from ui.i18n import Translator
 from ui.model import FairLock
 
 PAGE = "pages/7_Reverse_process.py"
@@ -206,13 +207,7 @@ def test_live_runs_are_counted_even_when_streamlit_stops_the_script():
 
 def test_translations_match():
     """Same keys in both languages, and the same math: every $...$ of a string is identical in vi and en."""
-    en = {k: v for k, v in load_table("en").items() if k.startswith("reverse.")}
-    vi = {k: v for k, v in load_table("vi").items() if k.startswith("reverse.")}
-    assert en.keys() == vi.keys()
-    math_of = lambda s: sorted(re.findall(r"\$[^$]+\$", s))  # noqa: E731
-    assert {k: math_of(v) for k, v in en.items()} == {k: math_of(v) for k, v in vi.items()}
-    assert {k: sorted(re.findall(r"\{\w+\}", v)) for k, v in en.items()} == \
-           {k: sorted(re.findall(r"\{\w+\}", v)) for k, v in vi.items()}
+    assert_translations_match("reverse")
 
 
 # ------------------------------------------------------------------ AppTest
@@ -609,23 +604,6 @@ def test_long_run_pause_play_stop_and_a_closed_tab(browser, app_url):
     idle = _server_cpu_seconds(port) - before
     assert busy > 0.3, busy  # it was computing (at least a third of a core)
     assert idle < 0.1 * 2.0, (busy, idle)  # and stopped: under a tenth of a core over 2 s
-
-
-def record_runs(pg) -> list[list[str]]:
-    """Record the script runs the server starts for ``pg`` (attach before opening the page): for each,
-    the fragments it reruns, as its new_session message says ([] for a run of the whole page)."""
-    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-
-    runs: list[list[str]] = []
-
-    def on_frame(payload) -> None:
-        if isinstance(payload, bytes):
-            msg = ForwardMsg.FromString(payload)
-            if msg.WhichOneof("type") == "new_session":
-                runs.append(list(msg.metadata.run.fragment_ids))
-
-    pg.on("websocket", lambda ws: ws.on("framereceived", on_frame))
-    return runs
 
 
 def status_step(pg, pattern: str) -> int:

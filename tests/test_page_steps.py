@@ -9,10 +9,10 @@ import re
 import numpy as np
 import pytest
 
-from conftest import LANGS, assert_clean, run_page
+from conftest import LANGS, assert_clean, assert_translations_match, run_page
 from diffusion_core.metrics import wilson_interval
 from ui import steps_run as sr
-from ui.i18n import Translator, load_table
+from ui.i18n import Translator
 
 PAGE = "pages/8_How_many_steps.py"
 TABLES = {lang: Translator(lang) for lang in LANGS}
@@ -46,14 +46,7 @@ def sweep_file(tmp_path, monkeypatch):
 
 def test_translations_match():
     """Same keys in both languages, the same math ($...$) and the same {fields} in each string."""
-    en = {k: v for k, v in load_table("en").items() if k.startswith("steps.")}
-    vi = {k: v for k, v in load_table("vi").items() if k.startswith("steps.")}
-    assert en.keys() == vi.keys()
-    math_of = lambda s: sorted(re.findall(r"\$[^$]+\$", s))  # noqa: E731
-    assert {k: math_of(v) for k, v in en.items()} == {k: math_of(v) for k, v in vi.items()}
-    fields = lambda s: sorted(re.findall(r"(?<!\{)\{(\w+)\}(?!\})", s))  # noqa: E731
-    assert {k: fields(v) for k, v in en.items()} == {k: fields(v) for k, v in vi.items()}
-    assert not [v for v in vi.values() if re.search(r"\d,\d{3}", v)]  # no comma thousands separator
+    assert_translations_match("steps")
 
 
 # ------------------------------------------------------------------ the sweep file and the memo, no Streamlit

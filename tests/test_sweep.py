@@ -7,24 +7,14 @@ import json
 import subprocess
 import sys
 
-import torch
-
-from diffusion_core.classifier import Classifier, ClassifierConfig, save_classifier
-from diffusion_core.unet import UNet, UNetConfig
-from diffusion_core.weights import DenoiserConfig, save_denoiser
-from tests.test_bench import ROOT, fake_mnist
+from test_bench import ROOT, tiny_bench_files
 
 SCHEMA = ("sampler", "nfe", "spacing", "n_samples", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "fd",
           "fd_floor", "seconds_16")
 
 
 def test_sweep_writes_resumes_and_retimes(tmp_path):
-    torch.manual_seed(0)
-    unet = UNetConfig(channels=(8, 16), blocks_per_level=(1, 1), emb_dim=16, attention=False)
-    save_denoiser(UNet(unet), DenoiserConfig(unet=unet, schedule="cosine", T=100), tmp_path / "denoiser")
-    save_classifier(Classifier(ClassifierConfig(channels=(4, 8, 16))), tmp_path / "classifier")
-    (tmp_path / "mnist").mkdir()
-    fake_mnist(tmp_path / "mnist")
+    tiny_bench_files(tmp_path)
     out = tmp_path / "sweep.json"
     common = ["--weights", str(tmp_path / "denoiser"), "--classifier", str(tmp_path / "classifier"),
               "--data", str(tmp_path / "mnist"), "--out", str(out), "--cache", str(tmp_path / "cache"),

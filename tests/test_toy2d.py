@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,14 +14,10 @@ from PIL import Image
 from diffusion_core import toy2d
 from diffusion_core.images import ErrorCode, ImageLoadError
 from diffusion_core.schedules import make_schedule
+from test_hostile_images import CORPUS, KNOWN
 
 LINEAR = make_schedule("linear", 1000)
 COSINE = make_schedule("cosine", 200)
-ROOT = Path(__file__).resolve().parent.parent
-# Pillow's hostile corpus (see tests/test_hostile_images.py), beside the checkout or beside its worktrees folder
-HOSTILE = next((p for p in (ROOT.parent / "shared" / "data" / "pillow-hostile-images",
-                            ROOT.parent.parent / "shared" / "data" / "pillow-hostile-images") if p.is_dir()),
-               ROOT.parent / "shared" / "data" / "pillow-hostile-images")
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -89,22 +84,13 @@ def test_bundled_picture_and_blank_pictures():
     assert toy2d.picture_from_bytes(buffer.getvalue()).sample(5, gen()).shape == (5, 2)
 
 
-# The fates read_image gives these files in tests/test_hostile_images.py; the picture data set must agree.
-HOSTILE_FILES = {
-    "decompression_bomb.gif": ErrorCode.TOO_MANY_PIXELS,
-    "truncated_image.png": ErrorCode.TRUNCATED,
-    "timeout-1ee28a249896e05b83840ae8140622de8e648ba9.psd": ErrorCode.NOT_IMAGE,
-    "crash-0c7e0e8e11ce787078f00b5b0ca409a167f070e0.tif": ErrorCode.CORRUPT,
-}
-
-
 @pytest.mark.filterwarnings("ignore")
-@pytest.mark.parametrize(("name", "code"), HOSTILE_FILES.items())
+@pytest.mark.parametrize(("name", "code"), KNOWN.items())  # the loader's fates, tests/test_hostile_images.py
 def test_hostile_pictures_are_refused_with_the_loaders_codes(name, code):
-    if not (HOSTILE / name).is_file():
-        pytest.skip(f"{name} is not in {HOSTILE}")
+    if not (CORPUS / name).is_file():
+        pytest.skip(f"{name} is not in {CORPUS}")
     with pytest.raises(ImageLoadError) as info:
-        toy2d.picture_from_bytes((HOSTILE / name).read_bytes())
+        toy2d.picture_from_bytes((CORPUS / name).read_bytes())
     assert info.value.code is code
 
 
