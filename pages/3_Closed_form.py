@@ -13,6 +13,7 @@ from diffusion_core.marginals import xt_pixel_moments
 from diffusion_core.samples import list_sample_images, load_sample_image
 from diffusion_core.schedules import SCHEDULE_KINDS, Schedule, make_schedule
 from ui import charts
+from ui.charts import fmt
 from ui.i18n import Translator
 
 tr = sidebar("closed_form")
@@ -86,10 +87,6 @@ def strip_png(name: str, T: int, seed: int, device: str) -> tuple[list[int], byt
     frames = [q_sample(small, k, small_eps, s) for s in schedules_of(T).values() for k in strip_ts]
     grid = make_grid(torch.cat(frames), ncols=len(strip_ts))
     return strip_ts, charts.png_bytes(grid, 240)
-
-
-def fmt(v: float) -> str:
-    return f"{v:.4g}" if 1e-3 <= abs(v) < 1e4 or v == 0 else f"{v:.3e}"
 
 
 st.title(tr("closed_form.title"))

@@ -3,8 +3,6 @@
 from ui.sidebar import sidebar, current_seed, current_device
 from ui.exercises import check_yourself
 
-import hashlib
-
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
@@ -32,6 +30,7 @@ from diffusion_core.samples import list_sample_images, load_sample_image
 from diffusion_core.schedules import SCHEDULE_KINDS, make_schedule
 from ui import charts
 from ui.i18n import Translator
+from ui.shared_store import picture_id
 from ui.sidebar import APP_DIR
 
 tr = sidebar("your_image")
@@ -53,10 +52,6 @@ def decode_upload(data: bytes) -> LoadedImage:
 # Computed once for every student at the same picture, settings, seed and t (read-only: st.cache_resource
 # hands out the same objects). A picture is known by the hash of its pixels (``pid``); the pixels themselves
 # travel unhashed (``_pixels``). Entries are bounded: uploads come and go.
-def picture_id(pixels: np.ndarray) -> str:
-    return hashlib.sha1(pixels.tobytes() + str(pixels.shape).encode()).hexdigest()
-
-
 @st.cache_resource(max_entries=8, show_spinner=False)  # a photo's x_0 and noise: 1.5 MB
 def x0_and_noise(pid: str, _pixels: np.ndarray, seed: int, device: str):
     """x_0 [1, C, H, W] in [-1, 1], the one draw of the noise reused for every t, and the generator's state

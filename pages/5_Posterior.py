@@ -14,6 +14,7 @@ from diffusion_core.samples import list_sample_images, load_sample_image
 from diffusion_core.schedules import SCHEDULE_KINDS, make_schedule
 from diffusion_core.weights import WeightsError
 from ui import charts
+from ui.charts import fmt
 from ui import posterior_view as pv
 from ui.model import shared_denoiser
 
@@ -23,10 +24,6 @@ UPLOAD = "upload"
 DEFAULT_DIGIT = "digit_3"
 SIDE = 224  # pixels of each enlarged 28x28 picture
 X0_HAT_NOTE = 1.5  # above this |x0_hat|, a note says why the predicted clean image leaves [-1, 1]
-
-
-def fmt(v: float) -> str:
-    return f"{v:.4g}" if v == 0 or 1e-3 <= abs(v) < 1e4 else f"{v:.3e}"
 
 
 def latex_num(v: float) -> str:

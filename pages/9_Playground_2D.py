@@ -4,8 +4,6 @@ the exact one of the training set, its trajectories (DDPM and DDIM), and what it
 from ui.sidebar import sidebar, current_seed
 from ui.exercises import check_yourself
 
-import hashlib
-
 import numpy as np
 import streamlit as st
 import torch
@@ -14,6 +12,7 @@ from diffusion_core import toy2d
 from diffusion_core.images import MAX_UPLOAD_MB, ImageLoadError, LoadedImage, read_image
 from diffusion_core.schedules import SCHEDULE_KINDS, make_schedule
 from ui import playground as pg
+from ui.shared_store import picture_id
 
 tr = sidebar("playground")
 
@@ -91,7 +90,7 @@ with st.form("playground_settings", border=True):
     st.form_submit_button(tr("playground.train_button"), icon=":material/model_training:", type="primary")
 
 seed = current_seed()
-data_id = name if name != "picture" else "picture:" + hashlib.sha1(np.ascontiguousarray(pixels).tobytes()).hexdigest()[:16]
+data_id = name if name != "picture" else "picture:" + picture_id(pixels)
 key = (data_id, n_points, seed, steps, width, kind, T)
 store = pg.lab_store()
 lab = store.peek(key)

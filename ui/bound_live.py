@@ -7,7 +7,6 @@ progress and a hit shows nothing at all. Keys: the digit's bytes, the label, the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from diffusion_core.samplers import guided_eps_fn
 from diffusion_core.unet import NULL_LABEL
 from diffusion_core.weights import PRETRAINED_DIR
 from ui.model import SharedDenoiser
-from ui.shared_store import SharedStore, shared_store
+from ui.shared_store import SharedStore, picture_id, shared_store
 
 CURVES_PATH = PRETRAINED_DIR / "bound_curves.json"  # written by bench/bound.py
 MODES = ("cond", "uncond")  # s = 1 with the chosen label; no label
@@ -44,20 +43,16 @@ class LiveBound:
     rows: int  # network rows evaluated (both modes)
 
 
-def _digit_key(digit: np.ndarray) -> str:
-    return hashlib.sha1(np.ascontiguousarray(digit).tobytes()).hexdigest()
-
-
 def cached_bound(digit: np.ndarray, label: int, strata: int, seed: int) -> LiveBound | None:
     """The result if some session already computed it, else None."""
-    return _store().peek(("bound", _digit_key(digit), label, strata, seed))  # type: ignore[return-value]
+    return _store().peek(("bound", picture_id(digit), label, strata, seed))  # type: ignore[return-value]
 
 
 def live_bound(shared: SharedDenoiser, digit: np.ndarray, label: int, strata: int, seed: int,
                progress: Callable[[float], None] | None = None) -> LiveBound:
     """L_T, L_0 and the stratified sum of the KL terms (``elbo.stratified_bound``, 2 draws per stratum) for
     both modes; cached. ``progress(fraction)`` is called as the network batches go through."""
-    key = ("bound", _digit_key(digit), label, strata, seed)
+    key = ("bound", picture_id(digit), label, strata, seed)
     hit = _store().peek(key)
     if hit is not None:
         return hit  # type: ignore[return-value]
@@ -97,7 +92,7 @@ class StepDetail:
 
 def step_detail(shared: SharedDenoiser, digit: np.ndarray, label: int, t: int, seed: int) -> StepDetail:
     """x_t, eps, eps_hat, x0_hat and the term of eq. 5 at one t; cached (one network call)."""
-    key = ("step", _digit_key(digit), label, t, seed)
+    key = ("step", picture_id(digit), label, t, seed)
     hit = _store().peek(key)
     if hit is not None:
         return hit  # type: ignore[return-value]

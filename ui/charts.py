@@ -21,6 +21,11 @@ MARKER_COLOR = "#444444"
 # Each builder assembles the whole figure as plain dicts and validates it once in go.Figure(...): the same
 # figure as add_trace / update_layout / add_vline called one by one, in a tenth of the time (those calls
 # re-validate the figure at every step; a slider step rebuilds several figures).
+def fmt(v: float) -> str:
+    """A number for a table or a sentence: 4 significant digits, scientific below 1e-3 and from 1e4 on."""
+    return f"{v:.4g}" if v == 0 or 1e-3 <= abs(v) < 1e4 else f"{v:.3e}"
+
+
 def _layout(x_title: str, y_title: str, title: str | None, height: int, **extra: object) -> dict:
     # With a title on top, the legend goes under the x-axis title so that the two never overlap.
     legend = (dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0.0) if title

@@ -1,5 +1,5 @@
 """A bounded store of results shared by every session of the server: one copy of the least-recently-used
-store that pages 6, 8 and 9 keep their slow results in.
+store that pages 6, 8 and 9 keep their slow results in, and the key of a picture in it (``picture_id``).
 
 Why not ``st.cache_data``: a page must know whether a result is there before it starts computing (a miss
 shows a progress bar with real progress, a hit shows nothing), and a cached function cannot report
@@ -9,10 +9,12 @@ per server process (``st.cache_resource``).
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
+import numpy as np
 import streamlit as st
 
 
@@ -64,6 +66,13 @@ class SharedStore:
     def __contains__(self, key: Hashable) -> bool:
         with self._lock:
             return key in self._data
+
+
+def picture_id(pixels: np.ndarray) -> str:
+    """A picture's key in a shared store or cache: the hash of its pixels and shape (the pixels themselves
+    need not travel in the key)."""
+    pixels = np.ascontiguousarray(pixels)
+    return hashlib.sha1(pixels.tobytes() + str(pixels.shape).encode()).hexdigest()
 
 
 @st.cache_resource(show_spinner=False)
