@@ -11,14 +11,13 @@ The network's step p_theta(x_{t-1} | x_t) (sec. 3.2) follows: it plugs its predi
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from .forward import check_timesteps, extract
-from .samplers import DdpmVariance, EpsFn, predict_x0_from_eps
+from .samplers import DdpmVariance, EpsFn, predict_x0_from_eps, step_coefficients
 from .schedules import Schedule
 
 
@@ -112,14 +111,14 @@ def p_mean_variance(eps_fn: EpsFn, x_t: Tensor, t: int, schedule: Schedule,
 def mean_from_eps(x_t: Tensor, eps: Tensor, t: int, schedule: Schedule) -> Tensor:
     """mu = 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - abar_t) eps) (Ho et al. 2020, eqs. 10-11). With the true
     eps of x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps this is mu~_t(x_t, x_0) (eq. 10); with eps_theta, mu_theta."""
-    beta, alpha, abar = (float(v[t]) for v in (schedule.betas, schedule.alphas, schedule.alpha_bars))
-    return (x_t - beta / math.sqrt(1 - abar) * eps) / math.sqrt(alpha)
+    c = step_coefficients(schedule, t, t - 1, 0.0)  # the coefficients ddpm_step uses, one copy
+    return c.ddpm_coef_xt * (x_t - c.ddpm_coef_eps * eps)
 
 
 def eps_from_mean(x_t: Tensor, mean: Tensor, t: int, schedule: Schedule) -> Tensor:
     """Eq. 11 of Ho et al. (2020) solved for eps: eps = (x_t - sqrt(alpha_t) mu) sqrt(1 - abar_t) / beta_t."""
-    beta, alpha, abar = (float(v[t]) for v in (schedule.betas, schedule.alphas, schedule.alpha_bars))
-    return (x_t - math.sqrt(alpha) * mean) * math.sqrt(1 - abar) / beta
+    c = step_coefficients(schedule, t, t - 1, 0.0)
+    return (x_t - mean / c.ddpm_coef_xt) / c.ddpm_coef_eps
 
 
 def x0_from_mean(x_t: Tensor, mean: Tensor, t: int, schedule: Schedule) -> Tensor:
