@@ -157,7 +157,7 @@ for i, v in enumerate(("beta", "beta_tilde")):
                              name=tr(f"bound.curve_digit_{v}")))
 fig.update_xaxes(type="log")
 fig.update_yaxes(type="log", exponentformat="power")
-fig.update_layout(xaxis_title=tr("bound.axis_t"), yaxis_title=tr("bound.axis_term"), height=380, separators=". ",
+fig.update_layout(xaxis_title=tr("bound.axis_t"), yaxis_title=tr("bound.axis_term"), height=380, separators=charts.SEPARATORS,
                   margin=dict(l=10, r=10, t=10, b=10),
                   legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0.0))
 st.plotly_chart(fig, key="bound_terms_chart")
@@ -171,7 +171,7 @@ labels = ["L_T", "L_0"] + [f"{bounds[k]}–{bounds[k + 1] - 1}" for k in range(l
 values = np.concatenate([[float(cond.prior_bpd[0]), float(cond.decoder_bpd[0])], est.per_stratum[0].numpy()])
 total = float(est.total[0])
 bar_fig = go.Figure(go.Bar(x=labels, y=values, marker_color=charts.PALETTE[1]))
-bar_fig.update_layout(xaxis_title=tr("bound.axis_stratum"), yaxis_title=tr("bound.axis_share"), height=300, separators=". ",
+bar_fig.update_layout(xaxis_title=tr("bound.axis_stratum"), yaxis_title=tr("bound.axis_share"), height=300, separators=charts.SEPARATORS,
                       margin=dict(l=10, r=10, t=10, b=10))
 st.plotly_chart(bar_fig, key="bound_where_chart")
 j = max(int(np.searchsorted(bounds, 12, side="right")) - 1, 1)  # strata 0..j-1 end at t <= 11 (at least one)
@@ -282,7 +282,7 @@ def at_one_t() -> None:
                                   name=tr("bound.mse_digit", t=t)))
         mfig.update_xaxes(type="log")
         mfig.update_yaxes(type="log", exponentformat="power")
-        mfig.update_layout(title=dict(text=tr("bound.mse_title"), x=0.0, font=dict(size=15)), height=340, separators=". ",
+        mfig.update_layout(title=dict(text=tr("bound.mse_title"), x=0.0, font=dict(size=15)), height=340, separators=charts.SEPARATORS,
                            xaxis_title=tr("bound.axis_t"), yaxis_title=tr("bound.axis_mse"),
                            margin=dict(l=10, r=10, t=40, b=10),
                            legend=dict(orientation="h", yanchor="top", y=-0.3, xanchor="left", x=0.0))

@@ -16,6 +16,7 @@ from diffusion_core.images import encode_png
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf")
 MARKER_COLOR = "#444444"
+SEPARATORS = ". "  # plotly: decimal point, and a space (never a comma) between thousands in ticks and hovers
 
 
 # Each builder assembles the whole figure as plain dicts and validates it once in go.Figure(...): the same
@@ -38,7 +39,7 @@ def _layout(x_title: str, y_title: str, title: str | None, height: int, **extra:
         margin=dict(l=10, r=10, t=40 if title else 10, b=10),
         legend=legend,
         hovermode="closest",
-        separators=". ",  # decimal point, and a space (never a comma) between thousands in ticks and hovers
+        separators=SEPARATORS,
     )
     for key, value in extra.items():  # axis options are merged into the axis, anything else is set
         if key in ("xaxis", "yaxis"):

@@ -60,7 +60,7 @@ def field_at(key: tuple, t: int, _lab: Lab) -> dict[str, np.ndarray]:
 def _square_layout(x_title: str, y_title: str, title: str, height: int) -> dict:
     axis = dict(range=[-LIMIT, LIMIT], zeroline=False)
     return dict(title=dict(text=title, x=0.0, font=dict(size=14)), height=height, margin=dict(l=10, r=10, t=40, b=10),
-                separators=". ",  # decimal point, a space (never a comma) between thousands, as ui/charts.py
+                separators=charts.SEPARATORS,
                 showlegend=True, legend=dict(orientation="h", yanchor="top", y=-0.18, x=0.0),
                 xaxis=dict(axis, title=dict(text=x_title)),
                 yaxis=dict(axis, title=dict(text=y_title), scaleanchor="x", scaleratio=1))

@@ -9,13 +9,13 @@ import numpy as np
 import plotly.graph_objects as go
 
 from diffusion_core.ode_paths import PixelPath, step_curves
+from ui import charts
 from ui.charts import PALETTE
 from ui.i18n import Translator
 from ui.steps_run import SweepRow
 
 SAMPLER_COLORS = {"ddpm": PALETTE[1], "ddim": PALETTE[0], "dpm_solver++": PALETTE[2]}
 REFERENCE_COLOR = "#9a9a9a"
-SEPARATORS = ". "  # decimal point, a space (never a comma) between thousands in ticks and hovers
 
 
 def pixel_color(i: int) -> str:
@@ -82,7 +82,7 @@ def path_figure(tr: Translator, run: PixelPath, reference: PixelPath, sampler: s
     fig.update_xaxes(title=tr("steps.path_x"), tickvals=[*ticks, end], ticktext=[str(v) for v in ticks] + ["+∞ (x₀)"])
     fig.update_yaxes(title=tr("steps.path_y"))
     fig.update_layout(title=dict(text=title, x=0.0, xanchor="left", font=dict(size=15)), height=height,
-                      margin=dict(l=10, r=10, t=40, b=10), hovermode="closest", separators=SEPARATORS,
+                      margin=dict(l=10, r=10, t=40, b=10), hovermode="closest", separators=charts.SEPARATORS,
                       legend=dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=0.0))
     return fig
 
@@ -134,7 +134,7 @@ def sweep_figures(tr: Translator, rows: Sequence[SweepRow], height: int = 360) -
         fig.update_xaxes(title=tr("steps.sweep_x"), type="log", tickvals=nfes, ticktext=[str(n) for n in nfes])
         fig.update_yaxes(title=tr(y_title))
         fig.update_layout(title=dict(text=tr(title), x=0.0, xanchor="left", font=dict(size=15)), height=height,
-                          margin=dict(l=10, r=10, t=40, b=10), separators=SEPARATORS,
+                          margin=dict(l=10, r=10, t=40, b=10), separators=charts.SEPARATORS,
                           legend=dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=0.0))
     fd.update_yaxes(type="log", tickvals=fd_ticks, ticktext=[f"{v:g}" for v in fd_ticks])
     return acc, fd
