@@ -27,12 +27,12 @@ if __package__ in (None, ""):  # run as ``python bench/bound.py``
 import numpy as np
 import torch
 
-from diffusion_core.devices import describe_hardware
-from diffusion_core.elbo import bound_from_predictions, predict_noise
-from diffusion_core.mnist import load_mnist, to_model_range
+from diffusion_core.models.devices import describe_hardware
+from diffusion_core.process.elbo import bound_from_predictions, predict_noise
+from diffusion_core.data.mnist import load_mnist, to_model_range
 from diffusion_core.samplers import guided_eps_fn
-from diffusion_core.unet import NULL_LABEL
-from diffusion_core.weights import PRETRAINED_DIR, load_denoiser
+from diffusion_core.models.unet import NULL_LABEL
+from diffusion_core.models.weights import PRETRAINED_DIR, load_denoiser
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = Path("/work/shared/data/mnist")

@@ -22,8 +22,8 @@ if __package__ in (None, ""):  # run as ``python bench/playground.py``
 import torch
 
 from diffusion_core import toy2d
-from diffusion_core.devices import describe_hardware
-from diffusion_core.schedules import make_schedule
+from diffusion_core.models.devices import describe_hardware
+from diffusion_core.process.schedules import make_schedule
 
 
 def timed(fn, repeats: int) -> tuple[float, float]:

@@ -6,7 +6,7 @@
 Prints a markdown table on stdout (progress on stderr):
 
 - the server's work for one new t, outside Streamlit: q(x_{t-1} | x_t, x_0) and its draws, one network call
-  with p_theta's mean (diffusion_core.posterior.p_mean_variance), the KL two ways; median over the steps;
+  with p_theta's mean (diffusion_core.process.posterior.p_mean_variance), the KL two ways; median over the steps;
 - in the browser: from an arrow-key press on the t slider to the settled step (the new t in the caption of
   mu_theta and the script idle), median and 90th percentile over ``--steps`` presses; the closed-form page's
   t slider (a whole-page rerun) is measured the same way as the reference;
@@ -29,12 +29,12 @@ if __package__ in (None, ""):  # run as ``python bench/posterior_page.py``
 import torch
 
 from bench.reverse_page import CHROMIUM, start_server  # the same server and browser set-up
-from diffusion_core.elbo import normal_kl
-from diffusion_core.forward import q_sample
-from diffusion_core.images import image_to_tensor
-from diffusion_core.posterior import p_mean_variance, posterior_kl_from_eps, q_posterior_mean_variance
-from diffusion_core.samples import load_sample_image
-from diffusion_core.weights import load_denoiser
+from diffusion_core.process.elbo import normal_kl
+from diffusion_core.process.forward import q_sample
+from diffusion_core.data.images import image_to_tensor
+from diffusion_core.process.posterior import p_mean_variance, posterior_kl_from_eps, q_posterior_mean_variance
+from diffusion_core.data.samples import load_sample_image
+from diffusion_core.models.weights import load_denoiser
 
 
 def log(msg: str) -> None:

@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
         server.terminate()
         server.wait(timeout=20)
 
-    from diffusion_core.devices import describe_hardware
+    from diffusion_core.models.devices import describe_hardware
     from ui.model import torch_threads
 
     load = os.getloadavg()[0]

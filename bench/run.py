@@ -35,14 +35,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from diffusion_core.classifier import Classifier, embed, load_classifier
-from diffusion_core.devices import describe_hardware, resolve_device
-from diffusion_core.images import make_grid
-from diffusion_core.metrics import (GaussianStats, class_accuracy, class_spread, frechet_distance_from_stats,
+from diffusion_core.models.classifier import Classifier, embed, load_classifier
+from diffusion_core.models.devices import describe_hardware, resolve_device
+from diffusion_core.data.images import make_grid
+from diffusion_core.models.metrics import (GaussianStats, class_accuracy, class_spread, frechet_distance_from_stats,
                                     gaussian_stats)
-from diffusion_core.mnist import load_mnist, to_model_range
+from diffusion_core.data.mnist import load_mnist, to_model_range
 from diffusion_core.samplers import DEFAULT_GUIDANCE, generate, guided_eps
-from diffusion_core.weights import PRETRAINED_DIR, WEIGHTS_NAME, Denoiser, load_denoiser
+from diffusion_core.models.weights import PRETRAINED_DIR, WEIGHTS_NAME, Denoiser, load_denoiser
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mnist"

@@ -43,11 +43,11 @@ import numpy as np
 import torch
 
 from bench.run import DEFAULT_DATA, FULL, Reference, Sizes, describe_weights, digits, emit, log, reference, timed
-from diffusion_core.classifier import embed, load_classifier
-from diffusion_core.devices import describe_hardware, resolve_device
-from diffusion_core.metrics import class_accuracy, frechet_distance_from_stats, gaussian_stats, wilson_interval
+from diffusion_core.models.classifier import embed, load_classifier
+from diffusion_core.models.devices import describe_hardware, resolve_device
+from diffusion_core.models.metrics import class_accuracy, frechet_distance_from_stats, gaussian_stats, wilson_interval
 from diffusion_core.samplers import DEFAULT_GUIDANCE, SAMPLERS, SPACINGS, generate
-from diffusion_core.weights import PRETRAINED_DIR, load_denoiser
+from diffusion_core.models.weights import PRETRAINED_DIR, load_denoiser
 
 SWEEP_FILE = PRETRAINED_DIR / "sampler_sweep.json"
 # Cheapest first; DDPM over all T steps last. Spacing per sampler: see pretrained/MODEL_CARD.md.

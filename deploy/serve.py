@@ -12,7 +12,7 @@ holds. This command restarts a process that died, so the class gets its capacity
 
 The processes share nothing but the read-only files (code, weights, bundled pictures) and one cookie
 secret (so that an upload's XSRF cookie, signed by one process, is accepted by the others after a
-reconnect). Used by bench/classroom.py and tests/test_deploy.py through ``Cluster``.
+reconnect). Used by bench/classroom and tests/deploy/test_deploy.py through ``Cluster``.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from ui.exercises import check_yourself
 import numpy as np
 import streamlit as st
 
-from diffusion_core.gaussian import (
+from diffusion_core.process.gaussian import (
     density_grid,
     isotropic_normal_pdf,
     normal_pdf,

@@ -7,12 +7,12 @@ import numpy as np
 import streamlit as st
 import torch
 
-from diffusion_core.chain import pixel_chains, q_chain
-from diffusion_core.gaussian import normal_pdf, sample_stats
-from diffusion_core.images import image_to_tensor, tensor_to_image
-from diffusion_core.marginals import marginal_curves
-from diffusion_core.samples import list_sample_images, load_sample_image
-from diffusion_core.schedules import SCHEDULE_KINDS, Schedule, make_schedule
+from diffusion_core.process.chain import pixel_chains, q_chain
+from diffusion_core.process.gaussian import normal_pdf, sample_stats
+from diffusion_core.data.images import image_to_tensor, tensor_to_image
+from diffusion_core.process.marginals import marginal_curves
+from diffusion_core.data.samples import list_sample_images, load_sample_image
+from diffusion_core.process.schedules import SCHEDULE_KINDS, Schedule, make_schedule
 from ui import charts
 from ui.i18n import Translator
 

@@ -7,11 +7,11 @@ import numpy as np
 import streamlit as st
 import torch
 
-from diffusion_core.forward import q_sample
-from diffusion_core.images import image_to_tensor, make_grid, tensor_to_image
-from diffusion_core.marginals import xt_pixel_moments
-from diffusion_core.samples import list_sample_images, load_sample_image
-from diffusion_core.schedules import SCHEDULE_KINDS, Schedule, make_schedule
+from diffusion_core.process.forward import q_sample
+from diffusion_core.data.images import image_to_tensor, make_grid, tensor_to_image
+from diffusion_core.process.marginals import xt_pixel_moments
+from diffusion_core.data.samples import list_sample_images, load_sample_image
+from diffusion_core.process.schedules import SCHEDULE_KINDS, Schedule, make_schedule
 from ui import charts
 from ui.charts import fmt
 from ui.i18n import Translator

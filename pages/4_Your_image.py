@@ -8,10 +8,10 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from diffusion_core.correlation import correlation_curve, first_t_below, pixel_correlation
-from diffusion_core.forward import q_mean_variance, q_sample
-from diffusion_core.gaussian import normal_pdf, sample_stats
-from diffusion_core.images import (
+from diffusion_core.process.correlation import correlation_curve, first_t_below, pixel_correlation
+from diffusion_core.process.forward import q_mean_variance, q_sample
+from diffusion_core.process.gaussian import normal_pdf, sample_stats
+from diffusion_core.data.images import (
     MAX_UPLOAD_MB,
     MODEL_MAX_SIDE,
     BlankImageError,
@@ -26,8 +26,8 @@ from diffusion_core.images import (
     tensor_to_image,
     to_mnist_digit,
 )
-from diffusion_core.samples import list_sample_images, load_sample_image
-from diffusion_core.schedules import SCHEDULE_KINDS, make_schedule
+from diffusion_core.data.samples import list_sample_images, load_sample_image
+from diffusion_core.process.schedules import SCHEDULE_KINDS, make_schedule
 from ui import charts
 from ui.i18n import Translator
 from ui.shared_store import picture_id

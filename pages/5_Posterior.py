@@ -8,14 +8,14 @@ from ui.exercises import check_yourself
 import numpy as np
 import streamlit as st
 
-from diffusion_core.gaussian import normal_pdf
-from diffusion_core.posterior import model_variance, posterior_coefficients, posterior_variance_ratio
-from diffusion_core.samples import list_sample_images, load_sample_image
-from diffusion_core.schedules import SCHEDULE_KINDS, make_schedule
-from diffusion_core.weights import WeightsError
+from diffusion_core.process.gaussian import normal_pdf
+from diffusion_core.process.posterior import model_variance, posterior_coefficients, posterior_variance_ratio
+from diffusion_core.data.samples import list_sample_images, load_sample_image
+from diffusion_core.process.schedules import SCHEDULE_KINDS, make_schedule
+from diffusion_core.models.weights import WeightsError
 from ui import charts
 from ui.charts import fmt
-from ui import posterior_view as pv
+from ui.posterior import view as pv
 from ui.model import shared_denoiser
 
 tr = sidebar("posterior")

@@ -11,11 +11,11 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from diffusion_core import elbo
-from diffusion_core.images import unit_to_uint8
-from diffusion_core.samples import list_sample_images, load_sample_image
-from diffusion_core.weights import WeightsError
-from ui import bound_live as bl
+from diffusion_core.process import bound_estimate, elbo
+from diffusion_core.data.images import unit_to_uint8
+from diffusion_core.data.samples import list_sample_images, load_sample_image
+from diffusion_core.models.weights import WeightsError
+from ui.bound import live as bl
 from ui import charts
 from ui.model import shared_denoiser
 
@@ -88,10 +88,10 @@ st.latex(r"\begin{aligned} L &= L_T + \sum_{t=2}^{T} L_{t-1} + L_0 \;\ge\; -\log
          r"L_0 &= -\log p_\theta(x_0|x_1) \end{aligned}")
 st.caption(tr("bound.eq5_source"))
 
-n_strata = len(elbo.stratum_bounds(T, strata)) - 1  # log-spaced strata; rounding merges some at small t
+n_strata = len(bound_estimate.stratum_bounds(T, strata)) - 1  # log-spaced strata; rounding merges some at small t
 live = bl.cached_bound(digit, label, strata, seed)
 if live is None:
-    progress_text = tr("bound.progress", rows=2 * (elbo.DECODER_DRAWS + 2 * n_strata))
+    progress_text = tr("bound.progress", rows=2 * (bound_estimate.DECODER_DRAWS + 2 * n_strata))
     bar = st.progress(0.0, text=progress_text)
     live = bl.live_bound(shared, digit, label, strata, seed, progress=lambda f: bar.progress(min(f, 1.0), text=progress_text))
     bar.empty()
@@ -197,7 +197,7 @@ st.table({
 })
 diff = float(uncond.estimate["beta_tilde"].total[0] - cond.estimate["beta_tilde"].total[0])
 paired = (uncond.sampled_bpd["beta_tilde"] - cond.sampled_bpd["beta_tilde"])
-paired_est = elbo.stratified_total(cond.plan, uncond.prior_bpd - cond.prior_bpd,
+paired_est = bound_estimate.stratified_total(cond.plan, uncond.prior_bpd - cond.prior_bpd,
                                    uncond.decoder_bpd - cond.decoder_bpd, paired)
 st.markdown(tr("bound.modes_note", diff=f"{diff:+.4f}", se=f"{float(paired_est.standard_error[0]):.4f}",
                label_bits=f"{math.log2(10) / D:.4f}"))

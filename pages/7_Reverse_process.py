@@ -8,14 +8,14 @@ import numpy as np
 import streamlit as st
 import torch
 
-from diffusion_core.images import encode_gif, encode_png, image_to_tensor
+from diffusion_core.data.images import encode_gif, encode_png, image_to_tensor
 from diffusion_core.samplers import ReverseProcess
-from diffusion_core.trajectory import sdedit_start
-from diffusion_core.weights import WeightsError
-from ui import reverse_run as rr
-from ui import reverse_view as rv
+from diffusion_core.samplers.trajectory import sdedit_start
+from diffusion_core.models.weights import WeightsError
+from ui.reverse import run as rr
+from ui.reverse import view as rv
 from ui.model import SharedDenoiser, shared_denoiser
-from ui.reverse_view import fmt, show
+from ui.reverse.view import fmt, show
 from ui.script_run import in_fragment_run
 
 tr = sidebar("reverse")
@@ -238,7 +238,7 @@ if history:
 st.header(tr("reverse.sdedit_title"))
 st.markdown(tr("reverse.sdedit_intro"))
 try:
-    from diffusion_core.samples import list_sample_images, load_sample_image
+    from diffusion_core.data.samples import list_sample_images, load_sample_image
 
     digit_names = list_sample_images("digit")
 except (ImportError, ValueError):  # the bundled digits have not landed yet

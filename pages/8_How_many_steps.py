@@ -7,15 +7,15 @@ from ui.exercises import check_yourself
 
 import streamlit as st
 
-from diffusion_core.ode_paths import ddim_in_x0_form, dpm_solver_plan, lambdas, pick_pixels
+from diffusion_core.samplers.ode_paths import ddim_in_x0_form, dpm_solver_plan, lambdas, pick_pixels
 from diffusion_core.samplers import SAMPLERS, SPACINGS
-from diffusion_core.trajectory import rms_distance
-from diffusion_core.weights import WeightsError
-from ui import steps_run as sr
-from ui import steps_view as sv
+from diffusion_core.samplers.trajectory import rms_distance
+from diffusion_core.models.weights import WeightsError
+from ui.steps import run as sr
+from ui.steps import view as sv
 from ui.model import shared_denoiser
-from ui.reverse_run import grid
-from ui.reverse_view import fmt, show
+from ui.reverse.run import grid
+from ui.reverse.view import fmt, show
 
 tr = sidebar("steps")
 

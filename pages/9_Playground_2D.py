@@ -9,9 +9,9 @@ import streamlit as st
 import torch
 
 from diffusion_core import toy2d
-from diffusion_core.images import MAX_UPLOAD_MB, ImageLoadError, LoadedImage, read_image
-from diffusion_core.schedules import SCHEDULE_KINDS, make_schedule
-from ui import playground as pg
+from diffusion_core.data.images import MAX_UPLOAD_MB, ImageLoadError, LoadedImage, read_image
+from diffusion_core.process.schedules import SCHEDULE_KINDS, make_schedule
+from ui.playground import lab as pg
 from ui.shared_store import picture_id
 
 tr = sidebar("playground")

@@ -1,4 +1,5 @@
-"""Streamlit-side helpers shared by the pages: translations, the sidebar, charts."""
+"""Streamlit-side helpers: at the top, what every page uses (the sidebar, translations, charts, the shared
+result store, the exercise block); in a folder named after a page, what serves that page alone."""
 
 import os
 

@@ -17,8 +17,15 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from diffusion_core.exercises import EXERCISES, SETTING_KEYS, Exercise, Verdict, check_answer, make_exercise
-from diffusion_core.schedules import SCHEDULE_KINDS
+from diffusion_core.exercises import (
+    EXERCISES,
+    SETTING_KEYS,
+    Exercise,
+    Verdict,
+    check_answer,
+    make_exercise,
+)
+from diffusion_core.process.schedules import SCHEDULE_KINDS
 
 from .exercise_progress import record
 from .i18n import Translator

@@ -20,7 +20,7 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from diffusion_core.weights import PRETRAINED_DIR, Denoiser, load_denoiser
+from diffusion_core.models.weights import PRETRAINED_DIR, Denoiser, load_denoiser
 
 # Where the weights are read from; tests point it at an empty folder to check the error message.
 WEIGHTS_DIR = Path(os.environ.get("DIFFUSION_WEIGHTS_DIR", PRETRAINED_DIR))

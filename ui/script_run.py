@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from streamlit import runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
-from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequests, ScriptRequestType
+from streamlit.runtime.scriptrunner_utils.script_requests import (
+    ScriptRequests,
+    ScriptRequestType,
+)
 
 
 def session_connected() -> bool:
@@ -27,7 +30,7 @@ def rerun_waiting(requests: ScriptRequests | None = None) -> bool:
     queues it until the run ends (Streamlit PR 8298, issue 11030). A loop inside a fragment that should
     answer its own buttons within one step must therefore look for itself and return. There is no
     public call for this in Streamlit 1.67, so this reads the state of the run's request queue
-    (``requests``: this run's, by default); tests/test_page_reverse.py checks it against Streamlit's
+    (``requests``: this run's, by default); tests/pages/test_page_reverse.py checks it against Streamlit's
     own ScriptRequests, so an upgrade that changes it fails there."""
     if requests is None:
         ctx = get_script_run_ctx(suppress_warning=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from diffusion_core.devices import cuda_available, resolve_device
+from diffusion_core.models.devices import cuda_available, resolve_device
 
 from .exercise_progress import progress
 from .i18n import DEFAULT_LANGUAGE, LANGUAGE_NAMES, LANGUAGES, Translator

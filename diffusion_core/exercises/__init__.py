@@ -23,14 +23,45 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .base import (LN2, Exercise, Mistake, Part, Settings, Status, Tolerance, ToleranceKind, Verdict, check_answer,
-                   parse_number)
-from .forward_pages import (closed_form_log_snr, closed_form_mean_std, closed_form_snr_crossing,
-                            forward_chain_alpha_bar, forward_chain_one_step, gaussian_density, gaussian_isotropic,
-                            your_image_correlation, your_image_pixel)
-from .reverse_pages import (bound_eps_weight, bound_kl_bits, bound_term_bits, playground_score, playground_two_points,
-                            posterior_coefs, posterior_mean, posterior_variance, reverse_ddim_step, reverse_ddpm_mean,
-                            reverse_x0_hat, steps_lambda_step, steps_timesteps)
+from .base import (
+    LN2,
+    Exercise,
+    Mistake,
+    Part,
+    Settings,
+    Status,
+    Tolerance,
+    ToleranceKind,
+    Verdict,
+    check_answer,
+    parse_number,
+)
+from .forward_pages import (
+    closed_form_log_snr,
+    closed_form_mean_std,
+    closed_form_snr_crossing,
+    forward_chain_alpha_bar,
+    forward_chain_one_step,
+    gaussian_density,
+    gaussian_isotropic,
+    your_image_correlation,
+    your_image_pixel,
+)
+from .reverse_pages import (
+    bound_eps_weight,
+    bound_kl_bits,
+    bound_term_bits,
+    playground_score,
+    playground_two_points,
+    posterior_coefs,
+    posterior_mean,
+    posterior_variance,
+    reverse_ddim_step,
+    reverse_ddpm_mean,
+    reverse_x0_hat,
+    steps_lambda_step,
+    steps_timesteps,
+)
 
 __all__ = [
     "EXERCISES", "LN2", "SETTING_KEYS", "Builder", "Exercise", "Mistake", "Part", "Settings", "Status", "Tolerance",

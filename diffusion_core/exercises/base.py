@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..schedules import T_MAX, T_MIN, Schedule
+from ..process.schedules import T_MAX, T_MIN, Schedule
 
 ToleranceKind = Literal["relative", "decimals", "integer"]
 Status = Literal["right", "mistake", "wrong", "empty", "invalid"]

@@ -7,12 +7,29 @@ import math
 import numpy as np
 import torch
 
-from ..correlation import correlation_curve, first_t_below
-from ..forward import q_mean_variance, q_step
-from ..gaussian import isotropic_normal_pdf, normal_pdf
-from ..images import uint8_to_unit
-from ..schedules import SCHEDULE_KINDS, make_schedule
-from .base import (DEC3, DEC4, DEC5, INTEGER, Exercise, Settings, _f, _nonzero, _part, _pick_t, _r, _rel, _setting_T, _sig, _x)
+from ..data.images import uint8_to_unit
+from ..process.correlation import correlation_curve, first_t_below
+from ..process.forward import q_mean_variance, q_step
+from ..process.gaussian import isotropic_normal_pdf, normal_pdf
+from ..process.schedules import SCHEDULE_KINDS, make_schedule
+from .base import (
+    DEC3,
+    DEC4,
+    DEC5,
+    INTEGER,
+    Exercise,
+    Settings,
+    _f,
+    _nonzero,
+    _part,
+    _pick_t,
+    _r,
+    _rel,
+    _setting_T,
+    _sig,
+    _x,
+)
+
 
 # ------------------------------------------------------------------ page 1: the Gaussian density
 def gaussian_density(rng: np.random.Generator, settings: Settings) -> Exercise:

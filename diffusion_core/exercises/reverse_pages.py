@@ -7,13 +7,29 @@ import math
 
 import numpy as np
 
-from ..elbo import normal_kl
-from ..forward import q_mean_variance
-from ..gaussian import normal_pdf
-from ..posterior import posterior_coefficients, q_posterior_mean_variance
+from ..process.elbo import normal_kl
+from ..process.forward import q_mean_variance
+from ..process.gaussian import normal_pdf
+from ..process.posterior import posterior_coefficients, q_posterior_mean_variance
+from ..process.schedules import SCHEDULE_KINDS, Schedule, make_schedule
 from ..samplers import ddim_step, ddpm_step, step_coefficients, timesteps
-from ..schedules import SCHEDULE_KINDS, Schedule, make_schedule
-from .base import (DEC3, DEC4, INTEGER, Exercise, LN2, Settings, _f, _nonzero, _part, _pick_t, _r, _rel, _sig, _x)
+from .base import (
+    DEC3,
+    DEC4,
+    INTEGER,
+    LN2,
+    Exercise,
+    Settings,
+    _f,
+    _nonzero,
+    _part,
+    _pick_t,
+    _r,
+    _rel,
+    _sig,
+    _x,
+)
+
 
 # ------------------------------------------------------------------ page 5: the posterior
 def _posterior_setting(rng: np.random.Generator) -> tuple[Schedule, int, str]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..schedules import Schedule
+from ..process.schedules import Schedule
 
 
 @dataclass(frozen=True)

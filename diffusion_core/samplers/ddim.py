@@ -9,7 +9,7 @@ import math
 import torch
 from torch import Tensor
 
-from ..schedules import Schedule
+from ..process.schedules import Schedule
 from .coefficients import StepOutput, check_pair, step_coefficients, x0_and_eps
 
 

@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from ..schedules import Schedule
+from ..process.schedules import Schedule
 from .coefficients import StepOutput, check_pair, step_coefficients, x0_and_eps
 
 DdpmVariance = Literal["beta", "beta_tilde"]

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..schedules import Schedule
+from ..process.schedules import Schedule
 from .coefficients import StepOutput, check_pair, x0_and_eps
 
 

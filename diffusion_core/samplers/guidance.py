@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from ..unet import NULL_LABEL
+from ..models.unet import NULL_LABEL
 
 DEFAULT_GUIDANCE = 1.5  # guidance scale s of sample(); see pretrained/MODEL_CARD.md for the sweep
 

@@ -13,8 +13,8 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor, nn
 
-from ..schedules import Schedule
-from ..unet import NULL_LABEL
+from ..models.unet import NULL_LABEL
+from ..process.schedules import Schedule
 from .ddim import ddim_step
 from .ddpm import DdpmVariance, ddpm_step
 from .dpm_solver import DpmSolverCoefficients, dpm_solver_order, dpm_solver_step

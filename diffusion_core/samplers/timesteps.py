@@ -20,7 +20,7 @@ from typing import Literal
 
 import torch
 
-from ..schedules import Schedule
+from ..process.schedules import Schedule
 
 Spacing = Literal["linear", "logsnr"]
 SPACINGS: tuple[str, ...] = ("linear", "logsnr")

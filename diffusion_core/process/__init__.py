@@ -1,0 +1,1 @@
+"""The probability path: noise schedules, the forward process and its marginals, the posterior, the variational bound."""

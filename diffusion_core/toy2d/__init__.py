@@ -1,0 +1,42 @@
+"""The 2-D toys, by job: the data sets (``datasets``), the exact denoiser of an empirical distribution
+(``exact``), the MLP noise predictor and its training (``mlp``), sampling and measuring (``measure``)."""
+
+from .datasets import (
+                       DARK_LEVEL,
+                       DATASETS,
+                       MAX_POINTS,
+                       PICTURE_PATH,
+                       BlankPictureError,
+                       DatasetName,
+                       Distribution2D,
+                       bundled_picture,
+                       check_n_points,
+                       distribution,
+                       picture_distribution,
+                       picture_from_bytes,
+)
+from .exact import (
+                       eps_from_x0,
+                       exact_eps_fn,
+                       optimal_eps,
+                       optimal_score,
+                       optimal_x0,
+                       score_from_eps,
+)
+from .measure import energy_distance, grid, nearest_distance, reverse_paths
+from .mlp import (
+                       EpsMLP,
+                       MLPConfig,
+                       Progress,
+                       TrainConfig,
+                       TrainResult,
+                       mlp_eps_fn,
+                       one_thread,
+                       train_mlp,
+)
+
+__all__ = ["BlankPictureError", "DARK_LEVEL", "DATASETS", "DatasetName", "Distribution2D", "EpsMLP", "MAX_POINTS",
+           "MLPConfig", "PICTURE_PATH", "Progress", "TrainConfig", "TrainResult", "bundled_picture", "check_n_points",
+           "distribution", "energy_distance", "eps_from_x0", "exact_eps_fn", "grid", "mlp_eps_fn", "nearest_distance",
+           "one_thread", "optimal_eps", "optimal_score", "optimal_x0", "picture_distribution", "picture_from_bytes",
+           "reverse_paths", "score_from_eps", "train_mlp"]

@@ -1,0 +1,1 @@
+"""The training scripts: the MNIST denoiser (``python -m diffusion_core.training.denoiser``) and the evaluation classifier."""

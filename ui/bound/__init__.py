@@ -1,0 +1,1 @@
+"""The bound page (6): the live stratified estimate of the bound."""

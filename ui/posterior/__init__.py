@@ -1,0 +1,1 @@
+"""The posterior page (5): its pictures and charts."""

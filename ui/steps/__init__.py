@@ -1,0 +1,1 @@
+"""The "how many steps" page (8): the quality meter runs (run) and their charts (view)."""
