@@ -6,7 +6,9 @@
 - ``dpm_solver``: DPM-Solver++(2M) (Lu et al. 2022, algorithm 2);
 - ``timesteps``: which timesteps to visit (linear in t, or even in lambda = 1/2 log SNR);
 - ``guidance``: classifier-free guidance (Ho & Salimans 2022);
-- ``process``: the shared loop (EpsReverseProcess, ReverseProcess, sample_eps, sample, generate).
+- ``process``: the shared loop (EpsReverseProcess, ReverseProcess, sample_eps, sample, generate);
+- ``flow``: the flow ODE of a Gaussian path (Euler, Heun) and an eps network as a velocity field;
+- ``ode_paths`` and ``trajectory``: what the pages read off the probability-flow ODE and off a reverse run.
 
 Every name callers used from the former ``samplers.py`` is re-exported here.
 """
