@@ -5,6 +5,7 @@ Never pickle: a weights file is data, not code. Every failure names the file.
 
 from __future__ import annotations
 
+import importlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -125,12 +126,25 @@ class Denoiser(nn.Module):
         return self.net(x_t, t, labels)
 
 
-def load_denoiser(device: str | torch.device = "auto", directory: str | Path = PRETRAINED_DIR) -> Denoiser:
-    """The pretrained denoiser from ``directory`` (``pretrained/`` by default), in eval mode on ``device``
-    ("auto": CUDA when there is one). Raises WeightsError naming the file if it is missing,
+# Shipped networks other than the pixel denoiser: name -> "module:function" of a loader(device) -> nn.Module.
+# A loaded model that samples itself has ``generate(labels, *, steps, generator, ...)``, which
+# ``samplers.generate`` calls (its own default sampler and guidance; the model card lists the names).
+SHIPPED: dict[str, str] = {}
+
+
+def load_denoiser(device: str | torch.device = "auto", directory: str | Path = PRETRAINED_DIR, *,
+                  name: str = "denoiser") -> nn.Module:
+    """A shipped network, by ``name``: "denoiser" (the default) is the pretrained pixel denoiser from
+    ``directory`` (``pretrained/`` by default), in eval mode on ``device`` ("auto": CUDA when there is one);
+    the other names are those of ``SHIPPED``. Raises WeightsError naming the file if it is missing,
     truncated or does not fit the network; never unpickles anything."""
     from .devices import resolve_device
 
+    if name != "denoiser":
+        if name not in SHIPPED:
+            raise WeightsError(f"no shipped network is called {name!r}; the names are {['denoiser', *SHIPPED]}")
+        module, function = SHIPPED[name].split(":")
+        return getattr(importlib.import_module(module), function)(device)
     net, config = build_denoiser(directory)
     target = device if isinstance(device, torch.device) else resolve_device(device)
     model = Denoiser(net, config).to(target).eval()

@@ -253,7 +253,11 @@ def sample(
 
 
 def generate(model: nn.Module, labels: Tensor | list[int], **kwargs) -> Tensor:
-    """Like ``sample`` with the same arguments, but returns only the final images [N, C, H, W] in [-1, 1]."""
+    """Like ``sample`` with the same arguments, but returns only the final images [N, C, H, W] in [-1, 1].
+    A model that samples itself (a shipped pipeline or distilled student, ``weights.SHIPPED``) is asked
+    through its own ``generate(labels, **kwargs)``, with its own default sampler and guidance."""
+    if hasattr(model, "generate"):
+        return model.generate(labels, **kwargs)
     x = None
     for step in sample(model, labels, **kwargs):
         x = step.x_prev
