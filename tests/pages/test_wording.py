@@ -152,7 +152,7 @@ def test_the_scaled_linear_schedule_keeps_what_its_docstring_says():
 def test_the_guidance_formula_is_shown_only_when_a_label_is_asked_for():
     """Ho & Salimans' eq. 6 (with s = 1 + w) stands beside the guided prediction; when every label is
     "any" there is nothing to guide towards, so neither the formula nor its source is shown."""
-    from test_page_reverse import TABLES, LinearEps, settings
+    from tests.pages.test_page_reverse import TABLES, LinearEps, settings
     from ui.reverse.view import formula_latex
 
     model = LinearEps()
@@ -179,7 +179,7 @@ def rr_run(model, chosen):
 def test_a_ddim_run_says_how_song_et_al_write_alpha_bar(lang):
     """Under the DDIM formulas, one line says that Song et al. (2021) write alpha_t for our abar_t; a DDPM
     run, whose formulas are Ho et al.'s, has no such line. The finished run's numbers have no comma either."""
-    from test_page_reverse import PAGE, TABLES, small
+    from tests.pages.test_page_reverse import PAGE, TABLES, small
     from ui.reverse import run as rr
 
     note = TABLES[lang]("reverse.ddim_notation")
