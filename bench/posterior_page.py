@@ -29,10 +29,10 @@ if __package__ in (None, ""):  # run as ``python bench/posterior_page.py``
 import torch
 
 from bench.reverse_page import CHROMIUM, start_server  # the same server and browser set-up
-from diffusion_core.process.elbo import normal_kl
+from diffusion_core.process.elbo import normal_kl, posterior_kl_from_eps
 from diffusion_core.process.forward import q_sample
 from diffusion_core.data.images import image_to_tensor
-from diffusion_core.process.posterior import p_mean_variance, posterior_kl_from_eps, q_posterior_mean_variance
+from diffusion_core.process.posterior import p_mean_variance, q_posterior_mean_variance
 from diffusion_core.data.samples import load_sample_image
 from diffusion_core.models.weights import load_denoiser
 
