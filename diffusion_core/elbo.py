@@ -5,7 +5,8 @@
     L_{t-1} = KL(q(x_{t-1} | x_t, x_0) || p_theta(x_{t-1} | x_t)),   t = 2..T,
     L_0     = -log p_theta(x_0 | x_1)   (the discretized decoder, eq. 13).
 
-p_theta(x_{t-1} | x_t) = N(mu~_t(x_t, x0_hat), sigma_t^2 I) with x0_hat from eq. 15 (not clipped) and
+p_theta(x_{t-1} | x_t) = N(mu~_t(x_t, x0_hat), sigma_t^2 I) with x0_hat from eq. 15 (not clipped; the calc_bpd_loop of
+Ho et al. and Nichol & Dhariwal clips it by default: both are valid bounds, of different p_theta) and
 sigma_t^2 = beta_t ("beta") or beta~_t ("beta_tilde"); the decoder uses sigma_1^2 = beta~_2 under either
 choice (beta~_1 = 0), as Ho et al.'s code does. Every term of the column for t is a one-sample estimate
 over x_t ~ q(x_t | x_0): term t uses x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) noise[t - 1].
@@ -229,7 +230,8 @@ def stratum_bounds(T: int, strata: int) -> Tensor:
     """Edges 2 = b_0 < ... < b_K = T + 1 of at most ``strata`` strata, log-spaced in t: the terms fall by
     orders of magnitude over the first steps and then flatten, so strata are narrow where the terms change
     fast. The last stratum is {T} alone: with the cosine schedule beta_T is clipped to 0.999 and the eq. 12
-    weight there is ~500, so that one term can be as large as the thousand before it. Rounding merges
+    weight there is ~500, so that one term can be as large as the largest early terms (on the bench 0.100
+    bits/dim, against 0.146 at t = 2). Rounding merges
     strata at small t, so K can be smaller than ``strata``."""
     if not 2 <= strata <= T - 1:
         raise ValueError(f"strata must lie in 2..{T - 1}, got {strata}")
