@@ -246,7 +246,7 @@ def at_one_t() -> None:
             w, c = float(weights[v][t]), float(consts[v][t])
             st.latex(rf"\begin{{aligned}} {VAR_NAMES[v]}:\quad & {latex_num(w)} \times {latex_num(d.sse)}\\ &+ {D} \times "
                      rf"{latex_num(c)} = {latex_num(w * d.sse + D * c)},\\ "
-                     rf"D_{{\mathrm{{KL}}}} &= {latex_num(d.term_nats[v])}\ \text{{nats}} \end{{aligned}}")
+                     rf"D_{{\mathrm{{KL}}}} &= {latex_num(d.term_nats[v])}\ \text{{{tr('bound.nat_unit')}}} \end{{aligned}}")
         st.caption(tr("bound.check_eq12_note", mse=f"{mse:.4f}", sse=f"{d.sse:.1f}"))
 
     c1, c2 = st.columns(2)
