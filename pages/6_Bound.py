@@ -136,7 +136,7 @@ levels = torch.arange(256, dtype=torch.float64) / 127.5 - 1
 bins = elbo.discretized_gaussian_log_likelihood(levels, torch.full_like(levels, float(d1.x0_hat[worst])), var1)
 best = elbo.discretized_gaussian_log_likelihood(torch.tensor([-1.0, 0.0], dtype=torch.float64),
                                                 torch.tensor([-1.0, 0.0], dtype=torch.float64), var1).exp()
-st.markdown(tr("bound.decoder_check", row=int(worst[0]) + 1, col=int(worst[1]) + 1, value=int(digit[worst]),
+st.markdown(tr("bound.decoder_check", row=int(worst[0]), col=int(worst[1]), value=int(digit[worst]),
                mean=f"{float(d1.x0_hat[worst]):.4f}", sigma=f"{math.sqrt(var1):.4f}", p=f"{math.exp(float(logp[worst])):.3g}",
                total=f"{float(torch.logsumexp(bins, 0).exp()):.9f}", median=f"{math.exp(float(np.median(logp))):.3f}",
                p_edge=f"{float(best[0]):.3f}", p_mid=f"{float(best[1]):.3f}", l0=f3(float(-logp.sum() / (D * math.log(2))))))
@@ -246,7 +246,7 @@ def at_one_t() -> None:
             w, c = float(weights[v][t]), float(consts[v][t])
             st.latex(rf"\begin{{aligned}} {VAR_NAMES[v]}:\quad & {latex_num(w)} \times {latex_num(d.sse)}\\ &+ {D} \times "
                      rf"{latex_num(c)} = {latex_num(w * d.sse + D * c)},\\ "
-                     rf"D_{{\mathrm{{KL}}}} &= {latex_num(d.term_nats[v])}\ \text{{nats}} \end{{aligned}}")
+                     rf"D_{{\mathrm{{KL}}}} &= {latex_num(d.term_nats[v])}\ \text{{{tr('bound.nat_unit')}}} \end{{aligned}}")
         st.caption(tr("bound.check_eq12_note", mse=f"{mse:.4f}", sse=f"{d.sse:.1f}"))
 
     c1, c2 = st.columns(2)

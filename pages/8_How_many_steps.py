@@ -1,5 +1,5 @@
-"""Page 8: how many steps does it take? DDIM is Euler's method on the probability-flow ODE (Song et al. 2021;
-Lu et al. 2022), DPM-Solver++(2M) its second-order multistep cousin; two samplers side by side from the same
+"""Page 8: how many steps does it take? DDIM is the first-order exponential integrator of the probability-flow
+ODE in lambda (Song et al. 2021; Lu et al. 2022), DPM-Solver++(2M) its second-order multistep cousin; two samplers side by side from the same
 x_T, the paths of a few pixels against lambda, a live quality meter, and the benchmark's sweep."""
 
 from ui.sidebar import sidebar, current_seed, current_device

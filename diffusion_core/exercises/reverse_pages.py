@@ -120,7 +120,8 @@ def bound_term_bits(rng: np.random.Generator, settings: Settings) -> Exercise:
 def bound_eps_weight(rng: np.random.Generator, settings: Settings) -> Exercise:
     """The weight beta_t^2 / (2 sigma_t^2 alpha_t (1 - abar_t)) of ||eps - eps_theta||^2 in Ho et al. (2020), eq. 12,
     with sigma_t^2 = beta_t: the KL of eq. 8 per unit of squared noise error, since mu~ - mu_theta =
-    beta_t / (sqrt(alpha_t) sqrt(1 - abar_t)) (eps_theta - eps) (eq. 11); with samplers.step_coefficients and elbo.normal_kl."""
+    beta_t / (sqrt(alpha_t) sqrt(1 - abar_t)) (eps_theta - eps) (eq. 11); with samplers.step_coefficients and elbo.normal_kl.
+    Linear schedule (its numbers, not those of page 6's cosine chart); the solution compares with the weight at t = 2."""
     s = make_schedule("linear", 1000)
     t = _pick_t(rng, s, 0.02, 0.9, t_min=2, min_beta=0.008)
     beta, abar = _sig(float(s.betas[t])), _sig(float(s.alpha_bars[t]))
@@ -128,16 +129,18 @@ def bound_eps_weight(rng: np.random.Generator, settings: Settings) -> Exercise:
     per_unit_eps = c.ddpm_coef_xt * c.ddpm_coef_eps  # mean shift of eq. 11 per unit of eps error
     answer = float(normal_kl(0.0, c.sigma**2, per_unit_eps, c.sigma**2))
     alpha = 1 - beta
+    w2 = float(s.betas[2] / (2 * (1 - s.betas[2]) * (1 - s.alpha_bars[2])))  # the same weight at t = 2
     part = _part("weight", answer, _rel(0.002), missing_half=2 * answer,
                  alpha_missing=beta / (2 * (1 - abar)), sqrt_one_minus_abar=beta / (2 * alpha * math.sqrt(1 - abar)))
     return Exercise("bound", "eps_weight", (
-        ("t", t), ("beta", beta), ("abar", abar), ("alpha", alpha), ("answer", answer),
+        ("t", t), ("beta", beta), ("abar", abar), ("alpha", alpha), ("answer", answer), ("w2", _sig(w2, 3)),
+        ("ratio", round(w2 / answer)),
     ), (part,))
 
 
 # ------------------------------------------------------------------ page 7: the reverse process
 def _reverse_setting(rng: np.random.Generator, lo: float = 0.05, hi: float = 0.95) -> tuple[Schedule, int]:
-    s = make_schedule("linear", 1000)  # the shared denoiser's schedule
+    s = make_schedule("linear", 1000)  # Ho et al.'s schedule (the shipped denoiser is cosine): the statements give every number
     return s, _pick_t(rng, s, lo, hi, t_min=2)
 
 
@@ -232,7 +235,7 @@ def steps_lambda_step(rng: np.random.Generator, settings: Settings) -> Exercise:
     part = _part("x_prev", answer, DEC3,
                  full_log_snr=a_prev / a_t * xt - sig_prev * (math.exp(2 * h) - 1) * eps,
                  sign_of_h=a_prev / a_t * xt - sig_prev * (math.exp(-h) - 1) * eps,
-                 abar_for_alpha=a_prev**2 / a_t**2 * xt - sig_prev * (math.exp(h) - 1) * eps)
+                 abar_for_sqrt_abar=a_prev**2 / a_t**2 * xt - sig_prev * (math.exp(h) - 1) * eps)  # alpha = sqrt(abar) here
     return Exercise("steps", "lambda_step", (
         ("steps", steps), ("t", t), ("t_prev", t_prev), ("lam_t", lam_t), ("lam_prev", lam_prev),
         ("alpha_t", _sig(a_t)), ("alpha_prev", _sig(a_prev)), ("sigma_prev", _sig(sig_prev)), ("xt", xt), ("eps", eps),

@@ -44,7 +44,8 @@ def stratum_bounds(T: int, strata: int) -> Tensor:
     """Edges 2 = b_0 < ... < b_K = T + 1 of at most ``strata`` strata, log-spaced in t: the terms fall by
     orders of magnitude over the first steps and then flatten, so strata are narrow where the terms change
     fast. The last stratum is {T} alone: with the cosine schedule beta_T is clipped to 0.999 and the eq. 12
-    weight there is ~500, so that one term can be as large as the thousand before it. Rounding merges
+    weight there is ~500, so that one term can be as large as the largest early terms (on the bench 0.100
+    bits/dim, against 0.146 at t = 2). Rounding merges
     strata at small t, so K can be smaller than ``strata``."""
     if not 2 <= strata <= T - 1:
         raise ValueError(f"strata must lie in 2..{T - 1}, got {strata}")

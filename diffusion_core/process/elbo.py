@@ -5,7 +5,8 @@
     L_{t-1} = KL(q(x_{t-1} | x_t, x_0) || p_theta(x_{t-1} | x_t)),   t = 2..T,
     L_0     = -log p_theta(x_0 | x_1)   (the discretized decoder, eq. 13).
 
-p_theta(x_{t-1} | x_t) = N(mu~_t(x_t, x0_hat), sigma_t^2 I) with x0_hat from eq. 15 (not clipped) and
+p_theta(x_{t-1} | x_t) = N(mu~_t(x_t, x0_hat), sigma_t^2 I) with x0_hat from eq. 15 (not clipped; the calc_bpd_loop of
+Ho et al. and Nichol & Dhariwal clips it by default: both are valid bounds, of different p_theta) and
 sigma_t^2 = beta_t ("beta") or beta~_t ("beta_tilde"); the decoder uses sigma_1^2 = beta~_2 under either
 choice (beta~_1 = 0), as Ho et al.'s code does. Every term of the column for t is a one-sample estimate
 over x_t ~ q(x_t | x_0): term t uses x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) noise[t - 1].

@@ -1,6 +1,6 @@
-"""The DDIM step (Song et al. 2021, eq. 12); with eta = 0 it is Euler's method for the
-probability-flow ODE written in (lambda, x0_hat) form (Lu et al. 2022, DPM-Solver++, sec. 3), the
-first-order member of ``dpm_solver``."""
+"""The DDIM step (Song et al. 2021, eq. 12); with eta = 0 it is the first-order exponential integrator of
+the probability-flow ODE in lambda, x0_hat held fixed (Lu et al. 2022, DPM-Solver, sec. 4.1; Euler's method
+for x / sigma against e^lambda, not for the ODE in lambda), the first-order member of ``dpm_solver``."""
 
 from __future__ import annotations
 

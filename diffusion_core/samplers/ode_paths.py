@@ -13,7 +13,9 @@ Holding x0_hat fixed at some prediction P over a step gives the first-order solv
     x_lambda = sigma_lambda / sigma_s x_s + alpha_lambda (1 - e^{-(lambda - lambda_s)}) P,
 
 which at the step's end is DDIM with eta = 0 (Song et al. 2021a, eq. 12; Lu et al. 2022a, sec. 4.1):
-DDIM is Euler's method on the ODE in (lambda, x0_hat) form. DPM-Solver++(2M) takes the same step with
+DDIM is the first-order exponential integrator in lambda (x0_hat held fixed, the rest exact), not Euler's
+method on this ODE in lambda; it is Euler's method for x / sigma against e^lambda, d(x / sigma) / d(e^lambda)
+= x0_hat (Song et al. 2021a, sec. 4.3, in eps form). DPM-Solver++(2M) takes the same step with
 P = D, a combination of the last two predictions (Lu et al. 2022b, algorithm 2). Everything here is
 float64 numpy: these are the curves and numbers the "How many steps?" page draws.
 """
@@ -134,7 +136,7 @@ def step_curves(path: PixelPath, lam_end: float, points: int = 24) -> tuple[np.n
     """The curve of every step, sampled at ``points`` lambdas from its start to its end, the last step
     ending at ``lam_end`` (a finite stand-in for lambda = +inf: there sigma ~ e^{-lam_end}, and the value
     drawn is x_0 itself). Returns lambda [K, points], the curve with the prediction the step used
-    [K, points, P], and the Euler curve from the same start with the network's own x0_hat [K, points, P]:
+    [K, points, P], and the first-order (DDIM) curve from the same start with the network's own x0_hat [K, points, P]:
     where they differ, the step corrected its prediction (DPM-Solver++(2M)'s second order)."""
     if not lam_end > path.lam[-2]:
         raise ValueError(f"lam_end must exceed the last finite lambda {path.lam[-2]}")
@@ -142,7 +144,7 @@ def step_curves(path: PixelPath, lam_end: float, points: int = 24) -> tuple[np.n
     lams = np.stack([np.linspace(path.lam[i], min(path.lam[i + 1], lam_end), points) for i in range(k)])
     used = np.stack([first_order_path(path.x[i], path.used[i], path.lam[i], lams[i]) for i in range(k)])
     euler = np.stack([first_order_path(path.x[i], path.x0_hat[i], path.lam[i], lams[i]) for i in range(k)])
-    if np.isinf(path.lam[-1]):  # draw the true end point x_0 (and the Euler step's) at lam_end
+    if np.isinf(path.lam[-1]):  # draw the true end point x_0 (and the first-order step's) at lam_end
         used[-1, -1], euler[-1, -1] = path.x[-1], path.x0_hat[-1]
     return lams, used, euler
 

@@ -5,7 +5,8 @@ goes from tau_1 to x_0 (t = 0):
 - "linear": Song et al. (2021), appendix D.2, tau_i = floor(i t_start / S), evenly spaced in t.
 - "logsnr": evenly spaced in lambda = log(alpha_t / sigma_t) = 1/2 log SNR_t (the half-log-SNR of
   Lu et al. 2022, DPM-Solver, sec. 3.3, and DPM-Solver++, sec. 5; alpha_t = sqrt(abar_t),
-  sigma_t = sqrt(1 - abar_t)), which they recommend for few steps. S + 1 points lambda_0 < ... < lambda_S
+  sigma_t = sqrt(1 - abar_t)), which their code recommends for low-resolution images in pixel space
+  (time-uniform for high-resolution or latent models). S + 1 points lambda_0 < ... < lambda_S
   run evenly from lambda(t_start) to lambda(1) (the least noisy timestep); the first S are used and the
   step to x_0 takes the place of the last interval (as t = 0 does in the linear grid, whose
   lambda is +infinity). Each point is mapped to the integer t whose lambda is nearest; where two

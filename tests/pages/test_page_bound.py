@@ -38,10 +38,10 @@ def metric_values(at) -> list[tuple[float, float]]:
 
 
 def check_eq12(at) -> int:
-    """Each eq. 12 check on screen, 'w \\times sse + 784 \\times c = lhs nats ... kl nats': both sides agree
+    """Each eq. 12 check on screen, 'w \\times sse + 784 \\times c = lhs ... kl nats' (nat in Vietnamese): both sides agree
     with each other and with the KL computed from the two Gaussians."""
     checked = 0
-    pattern = rf"({NUMBER}) \\times ({NUMBER})\\\\ &\+ 784 \\times ({NUMBER}) = ({NUMBER}).*?({NUMBER})\\ \\text\{{nats\}}"
+    pattern = rf"({NUMBER}) \\times ({NUMBER})\\\\ &\+ 784 \\times ({NUMBER}) = ({NUMBER}).*?({NUMBER})\\ \\text\{{nats?\}}"  # bound.nat_unit: "nats" in English, "nat" in Vietnamese
     for body in all_latex(at):
         m = re.search(pattern, body)
         if not m:

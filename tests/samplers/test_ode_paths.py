@@ -58,7 +58,7 @@ def gaussian_oracle(s: float):
     return eps_fn
 
 
-def test_euler_paths_approach_the_exact_flow_of_gaussian_data():
+def test_ddim_paths_approach_the_exact_flow_of_gaussian_data():
     """DDIM steps of the oracle predictor, seen through pixel_path: the prediction each step used is its
     x0_hat; the points lie on the exact flow up to the solver's error, which falls as the steps grow."""
     s, t_start = 0.5, 1000

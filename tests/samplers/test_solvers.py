@@ -6,8 +6,8 @@ E[eps | x_t] = sigma_t (x_t - alpha_t m) / v_t. The probability-flow ODE (Song e
 eq. 13) then moves every point along u = (x_t - alpha_t m) / sqrt(v_t) = const, so the exact solution
 from x_T is x_0 = m + s (x_T - alpha_T m) / sqrt(v_T): written here from that closed form, independently
 of the samplers. The tests check:
-1. the orders of convergence: doubling the steps divides the error by about 2 for DDIM (eta = 0, Euler in
-   lambda) and about 4 for DPM-Solver++(2M) (Lu et al. 2022, algorithm 2);
+1. the orders of convergence: doubling the steps divides the error by about 2 for DDIM (eta = 0, the first-order
+   exponential integrator in lambda) and about 4 for DPM-Solver++(2M) (Lu et al. 2022, algorithm 2);
 2. DPM-Solver++ of order 1 is DDIM with eta = 0 (Lu et al. 2022, DPM-Solver++, sec. 3) to float precision;
 3. the coefficients rebuild each step, the step to x_0 is first order, and the stepper's per-step
    fields (order, D, h, r) are the ones of the algorithm;
@@ -63,7 +63,7 @@ def ode_error(sampler: str, steps: int, schedule, spacing: str) -> float:
 
 @pytest.mark.parametrize("schedule,counts", [(COSINE, (40, 80, 160)), (LINEAR, (20, 40, 80))], ids=["cosine", "linear"])
 def test_orders_of_convergence(schedule, counts):
-    # Even in lambda the steps halve when their number doubles: Euler's error halves (measured 1.9-2.0),
+    # Even in lambda the steps halve when their number doubles: DDIM's first-order error halves (measured 1.9-2.0),
     # the 2M error falls about fourfold (measured 3.9 and 4.4 on the cosine schedule, 3.8 and 4.7 on the
     # linear one). Beyond these counts the integer timesteps near t = 1 crowd (lambda_1 - lambda_2 = 0.5
     # on the linear schedule) and the grid stops being even in lambda, so the ratios mean less.

@@ -36,8 +36,8 @@ def marked_digit(image: np.ndarray, pixels: Sequence[tuple[int, int]], scale: in
 
 
 def lam_end(paths: Sequence[PixelPath]) -> float:
-    """Where the charts draw lambda = +inf (x_0): two units past the largest finite lambda of the runs,
-    where sigma ~ e^{-lambda} is already below 1/100 of the least noisy step's."""
+    """Where the charts draw lambda = +inf (x_0): the largest finite lambda of the runs rounded up, plus 2,
+    where sigma ~ e^{-lambda} is e^-2 to e^-3 (0.14 to 0.05) of the least noisy step's."""
     return float(np.ceil(max(float(p.lam[-2]) for p in paths))) + 2.0
 
 
@@ -45,7 +45,7 @@ def path_figure(tr: Translator, run: PixelPath, reference: PixelPath, sampler: s
                 height: int = 380) -> go.Figure:
     """Each followed pixel (one colour each): the ODE's path (the fine reference run, thin and grey), the
     run's steps (dots) joined by the curve each step follows, and, where the step moved with a corrected
-    prediction (DPM-Solver++(2M)), the Euler step from the same point, dashed."""
+    prediction (DPM-Solver++(2M)), the first-order (DDIM) step from the same point, dashed."""
     end = lam_end([run, reference])
     fig = go.Figure()
     _, ref_curve, _ = step_curves(reference, end, points=4)
