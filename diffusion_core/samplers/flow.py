@@ -101,7 +101,7 @@ def integrate_flow(velocity_fn: VelocityFn, x: Tensor, times: Tensor, *, method:
     return x
 
 
-def velocity_fn_from_eps(eps_fn: EpsFn, schedule: Schedule, path: GaussianPath) -> VelocityFn:
+def velocity_fn_from_eps(eps_fn: EpsFn, schedule: Schedule, path: GaussianPath, *, clip: bool = False) -> VelocityFn:
     """The eps network of a discrete ``schedule`` as a velocity field on another ``path``.
 
     At time t of the path, find the schedule's (fractional) timestep tau with the same log SNR
@@ -110,7 +110,13 @@ def velocity_fn_from_eps(eps_fn: EpsFn, schedule: Schedule, path: GaussianPath) 
     (Kingma et al. 2021, sec. 4: the models are equivalent at equal SNR). So eps_hat = eps_fn(x_tau, tau),
     and the velocity is ``convert(eps_hat, eps -> velocity)`` on the path. tau is passed as a LongTensor when
     every row is within 1e-6 of an integer (as on the grids of DDIM), else as float64 (a UNet's sinusoidal
-    embedding takes any t). Undefined at t = 0 and where the path's alpha is 0."""
+    embedding takes any t). Undefined at t = 0 and where the path's alpha is 0.
+
+    ``clip`` clips x0_hat to [-1, 1] and takes eps from it (eq. 4 solved for eps), as the samplers' ``clip`` does
+    (``coefficients.x0_and_eps``): the velocity of the clipped prediction, alpha' clip(x0_hat) + sigma' eps, so
+    that Euler on the rectified flow retraces DDIM with clip=True. Without it, near t = 1 the velocity holds
+    x0_hat = (x_t - sigma eps_hat) / alpha with alpha = 4.9e-5 at the shipped schedule's t = T: a network's error
+    in eps_hat comes back 2e4 times larger, and the images leave [-1, 1] by three orders of magnitude."""
     discrete = from_schedule(schedule)
 
     def velocity_fn(x_t: Tensor, t: Tensor) -> Tensor:
@@ -126,6 +132,9 @@ def velocity_fn_from_eps(eps_fn: EpsFn, schedule: Schedule, path: GaussianPath) 
         alpha_schedule = torch.where(near, on_grid, discrete.alpha(tau / schedule.T))
         scale = expand(alpha_schedule / path.alpha(t), x_t)
         eps_hat = eps_fn(x_t * scale, tau.long() if bool(near.all()) else tau)
-        return convert(eps_hat, source="eps", target="velocity", x_t=x_t, t=t, path=path)
+        if not clip:
+            return convert(eps_hat, source="eps", target="velocity", x_t=x_t, t=t, path=path)
+        x0_hat = convert(eps_hat, source="eps", target="x0", x_t=x_t, t=t, path=path).clamp(-1, 1)
+        return convert(x0_hat, source="x0", target="velocity", x_t=x_t, t=t, path=path)
 
     return velocity_fn
