@@ -39,24 +39,25 @@ def number(v: float) -> str:
     return f"{v:.2e}" if v != 0 and abs(v) < 1e-3 else F(v)
 
 
+st.html(fv.PHONE_CSS)  # style only: Streamlit adds it to the page without taking space
 st.title(tr("flow.title"))
 st.markdown(tr("flow.intro"))
 
 # ------------------------------------------------------------------ 1. the path
 st.header(tr("flow.path_header"))
 st.markdown(tr("flow.path_intro"))
-st.latex(r"x_t = \alpha(t)\,x_0 + \sigma(t)\,\varepsilon:\qquad \underbrace{x_t = (1-t)\,x_0 + t\,\varepsilon}_"
-         r"{\text{rectified flow}},\qquad \underbrace{x_t = \sqrt{\bar\alpha(t)}\,x_0 + \sqrt{1-\bar\alpha(t)}\,"
-         r"\varepsilon}_{\text{VP}}")
+st.latex(r"\begin{gathered}x_t = \alpha(t)\,x_0 + \sigma(t)\,\varepsilon:\\ \underbrace{x_t = (1-t)\,x_0 + t\,"
+         r"\varepsilon}_{\text{rectified flow}},\qquad \underbrace{x_t = \sqrt{\bar\alpha(t)}\,x_0 + "
+         r"\sqrt{1-\bar\alpha(t)}\,\varepsilon}_{\text{VP}}\end{gathered}")
 
 
 @st.fragment
 def path_view() -> None:
     c1, c2 = st.columns([1, 3])
     digit = c1.selectbox(tr("flow.digit_label"), range(10), index=7, key="flow_digit", help=tr("flow.digit_help"))
-    t = c2.slider(tr("flow.t_label"), 0.0, 1.0, 0.5, 0.01, key="flow_t_path", help=tr("flow.t_help"))
+    t = c2.slider(tr("flow.t_label"), 0.0, 1.0, 0.3, 0.01, key="flow_t_path", help=tr("flow.t_help"))
     p = fd.path_pictures(digit, t, current_seed())
-    cols = st.columns(3)
+    cols = st.container(key="flow_path_pictures").columns(3)
     show(cols[0], fd.to_picture(p["rf"], PICTURE_RANGE), tr("flow.pic_rf", t=F(t)), side=224)
     show(cols[1], fd.to_picture(p["vp"], PICTURE_RANGE), tr("flow.pic_vp", t=F(p["t_vp"])), side=224)
     show(cols[2], fd.to_picture(p["vp"] / p["scale"], PICTURE_RANGE), tr("flow.pic_rescaled", scale=F(p["scale"])),
@@ -64,9 +65,9 @@ def path_view() -> None:
     if p["snr"] is None:
         st.caption(tr("flow.path_ends"))
     else:
-        st.latex(r"\frac{\alpha_\text{VP}}{\alpha_\text{RF}} = \frac{\sigma_\text{VP}}{\sigma_\text{RF}} = "
+        st.latex(r"\begin{gathered}\frac{\alpha_\text{VP}}{\alpha_\text{RF}} = \frac{\sigma_\text{VP}}{\sigma_\text{RF}} = "
                  r"\frac{1 + e^{-\lambda/2}}{\sqrt{1 + e^{-\lambda}}} = " + F(p["scale"]) +
-                 r",\qquad \lambda = \log\frac{\alpha^2}{\sigma^2} = " + F(p["snr"]))
+                 r",\\ \lambda = \log\frac{\alpha^2}{\sigma^2} = " + F(p["snr"]) + r"\end{gathered}")
         st.caption(tr("flow.path_note", gap=number(p["gap"])))
 
 
@@ -83,8 +84,9 @@ with st.container(border=True):
 # ------------------------------------------------------------------ 2. four predictions, one network
 st.header(tr("flow.faces_header"))
 st.markdown(tr("flow.faces_intro"))
-st.latex(r"\hat x_0 = \frac{x_t - \sigma\hat\varepsilon}{\alpha},\quad \nabla\log p_t = -\frac{\hat\varepsilon}{\sigma},"
-         r"\quad \hat v = \alpha\hat\varepsilon - \sigma\hat x_0,\quad \hat u = \alpha'\hat x_0 + \sigma'\hat\varepsilon")
+st.latex(r"\begin{gathered}\hat x_0 = \frac{x_t - \sigma\hat\varepsilon}{\alpha},\qquad \nabla\log p_t = "
+         r"-\frac{\hat\varepsilon}{\sigma},\\ \hat v = \alpha\hat\varepsilon - \sigma\hat x_0,\qquad \hat u = \alpha'\hat x_0"
+         r" + \sigma'\hat\varepsilon\end{gathered}")
 try:
     shared = shared_denoiser(current_device())
 except WeightsError as e:
@@ -104,7 +106,7 @@ def faces_view() -> None:
     if "error" in f:
         st.info(tr("flow.undefined"), icon=":material/info:")
         return
-    cols = st.columns(6)
+    cols = st.container(key="flow_face_pictures").columns(6)
     show(cols[0], fd.to_picture(f["x_t"], PICTURE_RANGE), tr("flow.face_x_t"), side=168)
     for col, p in zip(cols[1:], PREDICTIONS):
         r = float(f["hat"][p].abs().max())
@@ -124,9 +126,9 @@ if shared is not None:
 # ------------------------------------------------------------------ 3. conditional and marginal velocity in 2-D
 st.header(tr("flow.exact_header"))
 st.markdown(tr("flow.exact_intro"))
-st.latex(r"u_t(x) = \mathbb{E}\big[\alpha' x_0 + \sigma'\varepsilon \,\big|\, x_t = x\big] = \sum_{i=1}^{M} w_i(x)\,"
-         r"\Big(\alpha' x_i + \sigma' \frac{x - \alpha x_i}{\sigma}\Big),\qquad w_i \propto "
-         r"\exp\!\Big(-\frac{\|x - \alpha x_i\|^2}{2\sigma^2}\Big)")
+st.latex(r"\begin{gathered}u_t(x) = \mathbb{E}\big[\alpha' x_0 + \sigma'\varepsilon \,\big|\, x_t = x\big]\\ = "
+         r"\sum_{i=1}^{M} w_i(x)\,\Big(\alpha' x_i + \sigma' \frac{x - \alpha x_i}{\sigma}\Big),\\ w_i \propto "
+         r"\exp\!\Big(-\frac{\|x - \alpha x_i\|^2}{2\sigma^2}\Big)\end{gathered}")
 for k, v in DEFAULTS.items():
     st.session_state.setdefault(k, v)
 with st.form("flow_settings", border=True):
@@ -151,21 +153,21 @@ c2.plotly_chart(fv.lines_figure(tr, data_np, exact["marginal"], title=tr("flow.m
                                 color=pg.COLORS["exact"]), key="flow_marginal")
 st.markdown(tr("flow.cross_note"))
 st.markdown(tr("flow.theorem"))
-st.latex(r"\underbrace{\mathbb{E}\,\|u_\theta(x_t) - (\alpha' x_0 + \sigma'\varepsilon)\|^2}_{L_\text{CFM}(t)} = "
-         r"\underbrace{\mathbb{E}\,\|u_\theta(x_t) - u_t(x_t)\|^2}_{L_\text{FM}(t)} + "
-         r"\underbrace{\mathbb{E}_{x_t}\operatorname{Var}(\alpha' x_0 + \sigma'\varepsilon \mid x_t)}_{\mathcal{V}(t)}")
+st.latex(r"\begin{gathered}\underbrace{\mathbb{E}\,\|u_\theta(x_t) - (\alpha' x_0 + \sigma'\varepsilon)\|^2}_{L_\text{CFM}(t)}"
+         r"\\ = \underbrace{\mathbb{E}\,\|u_\theta(x_t) - u_t(x_t)\|^2}_{L_\text{FM}(t)} + "
+         r"\underbrace{\mathbb{E}_{x_t}\operatorname{Var}(\alpha' x_0 + \sigma'\varepsilon \mid x_t)}_{\mathcal{V}(t)}\end{gathered}")
 var = fl.variance_over_t(key[:3], data)
-st.plotly_chart(charts.curves_figure(var["t"], {tr("flow.variance_name"): var["variance"]}, tr("flow.t_axis"),
-                                        tr("flow.variance_axis"), title=tr("flow.variance_title"), height=300),
-                key="flow_variance")
+st.plotly_chart(charts.curves_figure(var["t"], {tr("flow.variance_name"): var["variance"]}, tr("flow.t_log_axis"),
+                                        tr("flow.variance_axis"), title=tr("flow.variance_title"), height=300)
+                .update_xaxes(type="log"), key="flow_variance")
 st.caption(tr("flow.variance_note"))
 
 # ------------------------------------------------------------------ 4. train a flow in seconds
 st.header(tr("flow.train_header"))
 st.markdown(tr("flow.train_intro"))
-st.latex(r"L_\text{CFM} = \mathbb{E}_{t,\,x_0,\,\varepsilon}\,\big\|u_\theta(x_t, t) - (\alpha'(t)\,x_0 + "
-         r"\sigma'(t)\,\varepsilon)\big\|^2 \;\overset{\text{RF}}{=}\; \mathbb{E}\,\|u_\theta(x_t, t) - (\varepsilon - "
-         r"x_0)\|^2")
+st.latex(r"\begin{gathered}L_\text{CFM} = \mathbb{E}_{t,\,x_0,\,\varepsilon}\,\big\|u_\theta(x_t, t) - (\alpha'(t)\,x_0"
+         r" + \sigma'(t)\,\varepsilon)\big\|^2\\ \overset{\text{RF}}{=}\; \mathbb{E}\,\|u_\theta(x_t, t) - (\varepsilon - "
+         r"x_0)\|^2\end{gathered}")
 store = fl.lab_store()
 lab = store.peek(key)
 if lab is None:
@@ -234,9 +236,9 @@ samples_view()
 # ------------------------------------------------------------------ 5. the same coin
 st.header(tr("flow.coin_header"))
 st.markdown(tr("flow.coin_intro"))
-st.latex(r"x_t + (t' - t)\,(\hat\varepsilon - \hat x_0) = (1-t')\,\hat x_0 + t'\,\hat\varepsilon"
-         r"\quad\Longleftrightarrow\quad x_{t'} = \sqrt{\bar\alpha_{t'}}\,\hat x_0 + \sqrt{1-\bar\alpha_{t'}}\,"
-         r"\hat\varepsilon\ \ (\text{DDIM})")
+st.latex(r"\begin{gathered}x_t + (t' - t)\,(\hat\varepsilon - \hat x_0) = (1-t')\,\hat x_0 + t'\,\hat\varepsilon\\"
+         r"\Longleftrightarrow\quad x_{t'} = \sqrt{\bar\alpha_{t'}}\,\hat x_0 + \sqrt{1-\bar\alpha_{t'}}\,"
+         r"\hat\varepsilon\ \ (\text{DDIM})\end{gathered}")
 
 
 @st.fragment
@@ -246,7 +248,7 @@ def coin_view() -> None:
     with holder.status(tr("flow.coin_running"), expanded=False):
         c = fd.coin(shared, k, current_seed())
     holder.empty()
-    cols = st.columns(3)
+    cols = st.container(key="flow_coin_pictures").columns(3)
     show(cols[0], image_grid(np.stack([fd.to_picture(x, 1.0) for x in c["ddim"]]), 4), tr("flow.coin_ddim", k=k), side=280)
     show(cols[1], image_grid(np.stack([fd.to_picture(x, 1.0) for x in c["euler"]]), 4), tr("flow.coin_euler", k=k), side=280)
     m = max(c["max_difference"], 1e-30)
@@ -260,23 +262,23 @@ def coin_view() -> None:
 if shared is not None:
     coin_view()
 st.markdown(tr("flow.pf_ode"))
-st.latex(r"\frac{dx}{dt} = f(t)\,x - \tfrac12 g(t)^2\,\nabla\log p_t(x),\quad f = \frac{\alpha'}{\alpha},\ "
-         r"g^2 = (\sigma^2)' - 2\frac{\alpha'}{\alpha}\sigma^2\quad\Longrightarrow\quad \frac{dx}{dt} = "
-         r"\alpha'\,\hat x_0 + \sigma'\,\hat\varepsilon = u_t(x)")
+st.latex(r"\begin{gathered}\frac{dx}{dt} = f(t)\,x - \tfrac12 g(t)^2\,\nabla\log p_t(x),\\ f = \frac{\alpha'}{\alpha},"
+         r"\quad g^2 = (\sigma^2)' - 2\frac{\alpha'}{\alpha}\sigma^2\\ \Longrightarrow\quad \frac{dx}{dt} = "
+         r"\alpha'\,\hat x_0 + \sigma'\,\hat\varepsilon = u_t(x)\end{gathered}")
 
 st.subheader(tr("flow.weights_header"))
 st.markdown(tr("flow.weights_intro"))
-st.latex(r"\hat x_0 - x_0 = -\frac{t}{1-t}(\hat\varepsilon - \varepsilon)\ \Rightarrow\ \hat u - u = "
-         r"-(\hat x_0 - x_0) + (\hat\varepsilon - \varepsilon) = \frac{\hat\varepsilon - \varepsilon}{1-t}\ \Rightarrow\ "
-         r"\|\hat u - u\|^2 = \frac{\|\hat\varepsilon - \varepsilon\|^2}{(1-t)^2}")
+st.latex(r"\begin{gathered}\hat x_0 - x_0 = -\frac{t}{1-t}(\hat\varepsilon - \varepsilon)\\ \Rightarrow\ \hat u - u = "
+         r"-(\hat x_0 - x_0) + (\hat\varepsilon - \varepsilon) = \frac{\hat\varepsilon - \varepsilon}{1-t}\\ \Rightarrow\ "
+         r"\|\hat u - u\|^2 = \frac{\|\hat\varepsilon - \varepsilon\|^2}{(1-t)^2}\end{gathered}")
 if shared is not None:
     b = fd.weight_batch(shared, current_seed())
     c1, c2 = st.columns([3, 2])
     c1.plotly_chart(fv.weight_check_figure(tr, b), key="flow_weight_check")
     c2.markdown(tr("flow.weight_check_note", n=fd.WEIGHT_BATCH, gap=number(b["gap"])))
 st.markdown(tr("flow.sd3"))
-st.latex(r"\pi_\text{ln}(t;\,m, s) = \frac{1}{s\sqrt{2\pi}}\,\frac{1}{t(1-t)}\,\exp\!\Big(-\frac{(\operatorname{logit} t - m)^2}"
-         r"{2s^2}\Big),\qquad w(\lambda) = k(t)^2\,\frac{p_t(t)}{|d\lambda/dt|}")
+st.latex(r"\begin{gathered}\pi_\text{ln}(t;\,m, s) = \frac{1}{s\sqrt{2\pi}}\,\frac{1}{t(1-t)}\,\exp\!\Big(-\frac{"
+         r"(\operatorname{logit} t - m)^2}{2s^2}\Big),\\ w(\lambda) = k(t)^2\,\frac{p_t(t)}{|d\lambda/dt|}\end{gathered}")
 c1, c2 = st.columns([2, 3])
 c1.plotly_chart(fv.density_figure(tr.lang, tr), key="flow_density")
 c2.plotly_chart(fv.weights_figure(tr.lang, tr), key="flow_weights")

@@ -61,8 +61,9 @@ def exact_paths(key: tuple, _data: torch.Tensor, seed: int) -> dict[str, np.ndar
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def variance_over_t(key: tuple, _data: torch.Tensor) -> dict[str, np.ndarray]:
-    """E Var(target | x_t) at VARIANCE_TIMES times in (0, 1] (toy2d.flow_measure.variance_curve)."""
-    times = torch.linspace(1 / VARIANCE_TIMES, 1, VARIANCE_TIMES, dtype=torch.float64)
+    """E Var(target | x_t) at VARIANCE_TIMES times from 0.001 to 1, evenly spaced in log t, so that the fall to 0
+    near t = 0 shows (toy2d.flow_measure.variance_curve)."""
+    times = torch.logspace(-3, 0, VARIANCE_TIMES, dtype=torch.float64)
     return {"t": times.numpy(), "variance": variance_curve(_data, PATH, times, n=600).numpy()}
 
 

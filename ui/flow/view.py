@@ -23,6 +23,11 @@ SAMPLER_ORDER = ("euler", "heun", "ddim", "dpm_solver++")
 SAMPLER_COLORS = dict(zip(SAMPLER_ORDER, charts.PALETTE))
 CALL_TICKS = (1, 2, 3, 5, 10, 20, 50)  # ticks of the log axes of network calls
 Tr = Callable[..., str]
+# On a phone (390 px) a formula wider than the column scrolls sideways, its right edge fading out so that a
+# student sees there is more (the reverse page's FORMULAS_CSS, for every formula of this page).
+PHONE_CSS = ("<style>@media (max-width: 760px) { [data-testid='stMain'] .katex-display { overflow-x: auto;"
+             " padding: 0 2rem 6px 0; scrollbar-width: thin; scrollbar-color: #9a9a9a transparent;"
+             " mask-image: linear-gradient(to right, #000 calc(100% - 2rem), transparent); } }</style>")
 
 
 def _layout(x_title: str, y_title: str, title: str | None = None, height: int = 300, **extra) -> dict:
