@@ -145,7 +145,9 @@ seed = current_seed()
 key = (name, n_points, seed, steps, width, sampling)
 data = toy2d.distribution(name).sample(n_points, torch.Generator().manual_seed(seed))
 data_np = data.numpy()
-exact = fl.exact_paths(key[:3], data, seed)
+with st.spinner(tr("flow.exact_running")):
+    exact = fl.exact_paths(key[:3], data, seed)
+    var = fl.variance_over_t(key[:3], data)
 c1, c2 = st.columns(2)
 c1.plotly_chart(fv.lines_figure(tr, data_np, exact["straight"], title=tr("flow.straight_title"),
                                 color=pg.COLORS["fresh"]), key="flow_straight")
@@ -156,7 +158,6 @@ st.markdown(tr("flow.theorem"))
 st.latex(r"\begin{gathered}\underbrace{\mathbb{E}\,\|u_\theta(x_t) - (\alpha' x_0 + \sigma'\varepsilon)\|^2}_{L_\text{CFM}(t)}"
          r"\\ = \underbrace{\mathbb{E}\,\|u_\theta(x_t) - u_t(x_t)\|^2}_{L_\text{FM}(t)} + "
          r"\underbrace{\mathbb{E}_{x_t}\operatorname{Var}(\alpha' x_0 + \sigma'\varepsilon \mid x_t)}_{\mathcal{V}(t)}\end{gathered}")
-var = fl.variance_over_t(key[:3], data)
 st.plotly_chart(charts.curves_figure(var["t"], {tr("flow.variance_name"): var["variance"]}, tr("flow.t_log_axis"),
                                         tr("flow.variance_axis"), title=tr("flow.variance_title"), height=300)
                 .update_xaxes(type="log"), key="flow_variance")
@@ -220,12 +221,14 @@ field_view()
 @st.fragment
 def samples_view() -> None:
     n = st.select_slider(tr("flow.n_steps_label"), N_STEPS, value=10, key="flow_n_steps", help=tr("flow.n_steps_help"))
-    s = fl.samples_at(key, n, lab)
+    with st.spinner(tr("flow.sampling_running")):
+        s = fl.samples_at(key, n, lab)
     cols = st.columns(3)
     for col, which, color in zip(cols, ("flow", "ddim", "exact"), (pg.COLORS["learned"], pg.COLORS["fresh"],
                                                                   pg.COLORS["exact"])):
         col.plotly_chart(pg.samples_figure(data_np, {tr(f"flow.samples_{which}", n=n): (s[which], color)},
-                                           title=tr(f"flow.samples_title_{which}", n=n, e=f"{s[f'{which}_energy']:.4f}"),
+                                           title=tr(f"flow.samples_title_{which}", n=n, e=f"{s[f'{which}_energy']:.4f}",
+                                                    m=len(s[which])),
                                            data_name=tr("flow.data_name"), x_title=tr("flow.x_axis"),
                                            y_title=tr("flow.y_axis"), height=380), key=f"flow_samples_{which}")
     st.caption(tr("flow.samples_note"))
