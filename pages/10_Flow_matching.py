@@ -203,9 +203,8 @@ def field_view() -> None:
     f = fl.fields_at(key, t, lab)
     scale = pg.arrow_scale(f["exact"], f["learned"])
     common = dict(cloud_name=tr("flow.cloud_name"), x_title=tr("flow.x_axis"), y_title=tr("flow.y_axis"))
-    cols = st.columns(3)
-    for col, (which, arrows) in zip(cols, (("learned", f["learned"]), ("exact", f["exact"]),
-                                           ("diff", f["learned"] - f["exact"]))):
+    cols = st.columns(2)
+    for col, (which, arrows) in zip(cols, (("learned", f["learned"]), ("exact", f["exact"]))):
         col.plotly_chart(pg.field_figure(f["grid"], scale * arrows, f["cloud"], color=pg.COLORS[which],
                                          title=tr(f"flow.panel_{which}", t=F(t)), arrows_name=tr(f"flow.arrows_{which}"),
                                          **common), key=f"flow_field_{which}")
@@ -226,7 +225,7 @@ def samples_view() -> None:
     cols = st.columns(3)
     for col, which, color in zip(cols, ("flow", "ddim", "exact"), (pg.COLORS["learned"], pg.COLORS["fresh"],
                                                                   pg.COLORS["exact"])):
-        col.plotly_chart(pg.samples_figure(data_np, {tr(f"flow.samples_{which}", n=n): (s[which], color)},
+        col.plotly_chart(pg.samples_figure(data_np[: fl.BACKGROUND], {tr(f"flow.samples_{which}", n=n): (s[which], color)},
                                            title=tr(f"flow.samples_title_{which}", n=n, e=f"{s[f'{which}_energy']:.4f}",
                                                     m=len(s[which])),
                                            data_name=tr("flow.data_name"), x_title=tr("flow.x_axis"),
@@ -252,10 +251,10 @@ def coin_view() -> None:
         c = fd.coin(shared, k, current_seed())
     holder.empty()
     cols = st.container(key="flow_coin_pictures").columns(3)
-    show(cols[0], image_grid(np.stack([fd.to_picture(x, 1.0) for x in c["ddim"]]), 4), tr("flow.coin_ddim", k=k), side=280)
-    show(cols[1], image_grid(np.stack([fd.to_picture(x, 1.0) for x in c["euler"]]), 4), tr("flow.coin_euler", k=k), side=280)
+    show(cols[0], image_grid(np.stack([fd.to_picture(x, 1.0) for x in c["ddim"]]), 2), tr("flow.coin_ddim", k=k), side=280)
+    show(cols[1], image_grid(np.stack([fd.to_picture(x, 1.0) for x in c["euler"]]), 2), tr("flow.coin_euler", k=k), side=280)
     m = max(c["max_difference"], 1e-30)
-    show(cols[2], image_grid(np.stack([fd.to_picture(x, m) for x in c["difference"]]), 4),
+    show(cols[2], image_grid(np.stack([fd.to_picture(x, m) for x in c["difference"]]), 2),
          tr("flow.coin_diff", m=number(c["max_difference"])), side=280)
     sw = fv.sweep()
     f32 = sw["identity"]["max_difference_float32"] if sw and "identity" in sw else None

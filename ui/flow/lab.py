@@ -24,7 +24,9 @@ N_PAIRS = 40  # pairs (x0, eps) drawn as straight lines and as marginal trajecto
 PATH_STEPS = 100  # Euler steps of the exact marginal trajectories: fine enough to look like the ODE's solution
 N_SAMPLES = 500  # samples of each sampler at N steps, and of the energy-by-calls chart
 VARIANCE_TIMES = 40  # times of the E Var(target | x_t) curve
-EXACT_BUDGET = 5e7  # query-point x data-point x step products of one exact Euler run: about 0.7 s of one core
+EXACT_BUDGET = 2e7  # query-point x data-point x step products of one exact Euler run: about 0.3 s of one core
+CLOUD = 300  # points of x_t under the fields, and training points behind the samples: fewer points, a faster browser
+BACKGROUND = CLOUD
 CALL_STEPS = {"euler": (2, 3, 4, 6, 8, 12, 16, 24, 32, 50), "heun": (2, 3, 4, 5, 6, 8, 12, 16, 25)}
 MAX_LABS = 12
 
@@ -82,7 +84,7 @@ def fields_at(key: tuple, t: float, _lab: FlowLab) -> dict[str, np.ndarray]:
     with toy2d.one_thread():
         exact = toy2d.optimal_velocity(grid, t, _lab.data, PATH)
         learned = toy2d.mlp_velocity_fn(_lab.flow.model)(grid, torch.full((len(grid),), t, dtype=torch.float64))
-    shown = _lab.data[:N_SAMPLES]
+    shown = _lab.data[:CLOUD]
     cloud = PATH.sample(shown, t, _lab.x1[: len(shown)])
     return {"grid": grid.numpy(), "exact": exact.numpy(), "learned": learned.numpy(), "cloud": cloud.numpy()}
 
