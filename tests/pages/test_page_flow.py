@@ -107,3 +107,38 @@ def test_the_sweep_file_has_every_sampler_and_the_identity():
     assert samplers == {"euler", "heun", "ddim", "dpm_solver++"}
     assert {r["nfe"] for r in data["rows"] if r["sampler"] == "euler"} >= {2, 10, 50}
     assert data["identity"]["max_difference_float64"] < 1e-7
+
+
+# (slider, the picture it changes): each in its own st.fragment
+FRAGMENTS = [("flow_t_path", ".st-key-flow_path_pictures"), ("flow_t_faces", ".st-key-flow_face_pictures"),
+             ("flow_t_field", ".st-key-flow_field_exact"), ("flow_n_steps", ".st-key-flow_samples_flow"),
+             ("flow_coin_steps", ".st-key-flow_coin_pictures")]
+
+
+def test_each_slider_reruns_only_its_fragment_in_the_browser(browser, app_url):
+    from tests.conftest import assert_no_exception, open_page, record_runs, wait_idle
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    runs = record_runs(pg)
+    pg.set_default_timeout(180000)  # the first view trains both MLPs (seconds on a loaded 2-core machine)
+    open_page(pg, app_url, "Flow_matching", "en")
+    assert runs and runs[-1] == []
+    for key, picture in FRAGMENTS:
+        slider = pg.locator(f".st-key-{key} input[type=range]")
+        slider.scroll_into_view_if_needed()
+        before_value = slider.get_attribute("aria-valuetext")
+        before = pg.eval_on_selector_all(picture, "els => els.map(e => e.innerHTML).join('')")
+        for _ in range(3):  # a key press on a slider that is still mounting can be lost: press again
+            start = len(runs)
+            slider.press("ArrowLeft")
+            pg.wait_for_timeout(400)
+            wait_idle(pg, 120000)
+            if slider.get_attribute("aria-valuetext") != before_value:
+                break
+        assert slider.get_attribute("aria-valuetext") != before_value, key
+        assert runs[start:] and all(runs[start:]), (key, runs[start:])  # only the fragment ran
+        pg.wait_for_function("([sel, old]) => [...document.querySelectorAll(sel)].map(e => e.innerHTML).join('') !== old",
+                             arg=[picture, before], timeout=60000)
+        assert_no_exception(pg)
+    context.close()
