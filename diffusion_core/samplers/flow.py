@@ -6,7 +6,7 @@ velocity of a network is not asked at the data itself). Heun with N steps costs 
 
 Any ``velocity_fn(x_t, t)`` fits: the exact 2-D velocity, a flow-matching MLP, or an eps network of a
 discrete schedule seen on another path (``velocity_fn_from_eps``, the change of variables at equal SNR:
-Kingma et al. 2021, sec. 4; Gao et al. 2025). On the rectified-flow path an Euler step is exactly a DDIM
+Kingma et al. 2021, sec. 5.1; Gao et al. 2025). On the rectified-flow path an Euler step is exactly a DDIM
 step: x_t = (1 - t) x0_hat + t eps_hat, and x_t + (t' - t)(eps_hat - x0_hat) = (1 - t') x0_hat + t' eps_hat,
 the DDIM update (Song et al. 2021, eq. 12, eta = 0) with the same x0_hat and eps_hat.
 """
@@ -107,7 +107,7 @@ def eps_fn_on_path(eps_fn: EpsFn, schedule: Schedule, path: GaussianPath) -> Vel
     At time t of the path, find the schedule's (fractional) timestep tau with the same log SNR
     (``from_schedule(schedule)``, exact at the integers); x_t of the path and x_tau of the schedule then
     differ only by a scale, x_tau = x_t alpha_schedule(tau) / alpha_path(t), and hold the same noise eps
-    (Kingma et al. 2021, sec. 4: the models are equivalent at equal SNR), so eps_hat = eps_fn(x_tau, tau).
+    (Kingma et al. 2021, sec. 5.1: the models are equivalent at equal SNR), so eps_hat = eps_fn(x_tau, tau).
     tau is passed as a LongTensor when every row is within 1e-6 of an integer (as on the grids of DDIM), else
     as float64 (a UNet's sinusoidal embedding takes any t). Undefined at t = 0 and where the path's alpha is 0."""
     discrete = from_schedule(schedule)

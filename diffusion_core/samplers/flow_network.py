@@ -2,7 +2,7 @@
 
 The schedule's last timestep T has a finite log SNR (abar_T = 2.4e-9 for the shipped cosine schedule), so the
 flow starts at the path's t_start with that log SNR (1 - 4.9e-5 on the rectified flow), from x_T rescaled to
-the path: x = x_T alpha_path(t_start) / sqrt(abar_T) (the same noise, Kingma et al. 2021, sec. 4). On the
+the path: x = x_T alpha_path(t_start) / sqrt(abar_T) (the same noise, Kingma et al. 2021, sec. 5.1). On the
 rectified flow, Euler at the times of a DDIM grid is DDIM (Gao et al. 2025; ``flow``'s docstring): ``same_coin``
 runs both from one x_T, in the dtype of x_T (cast the network with ``.double()`` for float64).
 """
