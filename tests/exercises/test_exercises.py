@@ -108,12 +108,22 @@ def reference(ex: Exercise) -> list[float]:
         return [-(v["xt"] - sqrt(v["abar"]) * v["x0"]) / (1 - v["abar"])]
     if key == ("playground", "two_points"):
         return [v["a"] * math.tanh(sqrt(v["abar"]) * v["a"] * v["xt"] / (1 - v["abar"]))]
+    if key == ("flow", "convert"):  # rectified flow: x0 = (x_t - t eps) / (1 - t), u = d/dt[(1 - t) x0 + t eps]
+        x0 = (v["xt"] - v["t"] * v["eps"]) / (1 - v["t"])
+        return [v["eps"] - x0]
+    if key == ("flow", "vp_target"):  # d/dt [cos(pi t / 2) x0 + sin(pi t / 2) eps]
+        w = math.pi / 2
+        return [-w * math.sin(w * v["t"]) * v["x0"] + w * math.cos(w * v["t"]) * v["eps"]]
+    if key == ("flow", "other_convention"):  # Lipman et al.: x_s = s x0 + (1 - s) eps, dx/ds = x0 - eps
+        return [1 - v["t"], v["x0"] - v["eps"]]
+    if key == ("flow", "weight"):  # u_hat - u = (eps_hat - eps) / (1 - t)
+        return [1 / (1 - v["t"]) ** 2]
     raise AssertionError(f"no reference for {key}")
 
 
 def test_every_exercise_has_a_reference_and_every_page_two_exercises():
     assert set(EXERCISES) == {"gaussian", "forward_chain", "closed_form", "your_image", "posterior", "bound",
-                              "reverse", "steps", "playground"}
+                              "reverse", "steps", "playground", "flow"}
     assert all(2 <= len(kinds) <= 4 for kinds in EXERCISES.values())
     for page, kind in PAIRS:
         assert len(reference(make_exercise(page, kind, 0))) == len(make_exercise(page, kind, 0).parts)
@@ -163,6 +173,9 @@ def test_the_named_mistakes_of_the_issue_exist():
     assert "beta_for_beta_tilde" in keys("posterior", "variance")
     assert "last_above" in keys("closed_form", "snr_crossing")
     assert "nats_not_bits" in keys("bound", "term_bits")
+    assert {"other_direction", "no_division"} <= keys("flow", "convert")
+    assert {"our_sign", "same_time"} <= keys("flow", "other_convention")
+    assert "not_squared" in keys("flow", "weight")
 
 
 def test_a_wrong_answer_that_is_no_known_mistake_is_wrong():
@@ -371,6 +384,7 @@ PAGE_FILES = {
     "closed_form": "pages/3_Closed_form.py", "your_image": "pages/4_Your_image.py",
     "posterior": "pages/5_Posterior.py", "bound": "pages/6_Bound.py", "reverse": "pages/7_Reverse_process.py",
     "steps": "pages/8_How_many_steps.py", "playground": "pages/9_Playground_2D.py",
+    "flow": "pages/10_Flow_matching.py",
 }
 EXISTING = [(pid, path) for pid, path in PAGE_FILES.items()
             if (ROOT / path).is_file() and "check_yourself(tr" in (ROOT / path).read_text()]
