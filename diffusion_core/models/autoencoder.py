@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .weights import WeightsError, load_matching_state, load_state, save_state
+from .files import WeightsError, load_matching_state, load_state, save_state
 
 IMAGE_SIZE = 28  # MNIST's side
 FEATURE_SIZE = 7  # side of the last feature map (28 / 2 / 2)

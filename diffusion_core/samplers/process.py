@@ -253,7 +253,11 @@ def sample(
 
 
 def generate(model: nn.Module, labels: Tensor | list[int], **kwargs) -> Tensor:
-    """Like ``sample`` with the same arguments, but returns only the final images [N, C, H, W] in [-1, 1]."""
+    """Like ``sample`` with the same arguments, but returns only the final images [N, C, H, W] in [-1, 1].
+    A model with a ``generate`` method of its own (the latent pipeline, ``models.latent``) samples itself,
+    with its own default sampler, spacing and guidance."""
+    if callable(getattr(model, "generate", None)):
+        return model.generate(labels, **kwargs)
     x = None
     for step in sample(model, labels, **kwargs):
         x = step.x_prev
