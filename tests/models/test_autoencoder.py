@@ -114,20 +114,32 @@ def test_the_unet_takes_a_7x7_latent_and_keeps_the_pixel_network_unchanged():
         UNet(UNetConfig(unshuffle=3))
 
 
-def test_flops_are_counted_like_a_hand_count():
-    """A decoder-free check of the counter: one 3x3 convolution 4 -> 8 channels on 7x7 with bias costs
-    2 * 9 * 4 * 8 * 49 multiply-adds' FLOPs; the pixel UNet's figure is the model card's 71.8 M."""
-    from diffusion_core.models.flops import _count
+def test_flops_are_counted_like_a_hand_count_and_like_torchs_counter():
+    """The hooks' count against a hand count of one convolution (2 * 9 * 4 * 8 * 49), against the model card's
+    71.8 M for the pixel UNet, and against torch.utils.flop_counter on the latent UNet and the decoder."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from diffusion_core.models.flops import count_flops
 
     with torch.device("meta"):
         conv = torch.nn.Conv2d(4, 8, 3, padding=1)
         x = torch.empty(1, 4, 7, 7)
-    assert _count(lambda: conv(x)) == 2 * 9 * 4 * 8 * 49
+    assert count_flops(conv, lambda: conv(x)) == 2 * 9 * 4 * 8 * 49
     assert unet_flops(UNetConfig(), 28) == pytest.approx(71.8e6, rel=1e-3)  # pretrained/MODEL_CARD.md
     ae = AutoencoderConfig(**TINY)
-    f = pipeline_flops(UNetConfig(channels=(8, 16), blocks_per_level=(1, 1)),
-                       UNetConfig(in_channels=4, channels=(8, 16), blocks_per_level=(1, 1), unshuffle=1), ae, 56)
-    assert f.latent_side == 14 and f.decoder == decoder_flops(ae, 14)
+    latent = UNetConfig(in_channels=4, channels=(8, 16), blocks_per_level=(1, 1), groups=4, unshuffle=1)
+    net, decoder = UNet(latent), Autoencoder(ae)
+    with FlopCounterMode(display=False) as counter:
+        with torch.no_grad():
+            net(torch.zeros(1, 4, 14, 14), torch.ones(1, dtype=torch.long), torch.zeros(1, dtype=torch.long))
+    assert unet_flops(latent, 14) == counter.get_total_flops()
+    with FlopCounterMode(display=False) as counter:
+        with torch.no_grad():
+            decoder.decode(torch.zeros(1, 4, 14, 14))
+    assert decoder_flops(ae, 14) == counter.get_total_flops()
+
+    f = pipeline_flops(UNetConfig(channels=(8, 16), blocks_per_level=(1, 1)), latent, ae, 56)
+    assert f.latent_side == 14 and f.decoder == decoder_flops(ae, 14) and f.latent_call == unet_flops(latent, 14)
     assert f.latent_sample(20) == 20 * f.latent_call + f.decoder and f.ratio(20) == f.pixel_sample(20) / f.latent_sample(20)
     with pytest.raises(ValueError):
         pipeline_flops(UNetConfig(), UNetConfig(), ae, 30)
