@@ -85,8 +85,9 @@ st.header(tr("latent.cloud_header"))
 lat = nets.latent2d
 st.markdown(tr("latent.cloud_intro", n=len(lat.test_points), m=len(lat.train_points)))
 cloud = lat.test_points.numpy()
-st.plotly_chart(views.cloud_figure(cloud, lat.test_labels.numpy(), title=tr("latent.cloud_title", n=len(cloud)),
-                                   digit_name=tr("latent.digit_name"), **axis_titles()), key="latent_cloud")
+cloud_col, _ = st.columns([3, 1])
+cloud_col.plotly_chart(views.cloud_figure(cloud, lat.test_labels.numpy(), title=tr("latent.cloud_title", n=len(cloud)),
+                                         digit_name=tr("latent.digit_name"), **axis_titles()), key="latent_cloud")
 
 
 @st.fragment
@@ -147,8 +148,9 @@ def run_view() -> None:
                        format_func=lambda k: tr(f"latent.sampler_{k.replace('+', 'p')}"))
     run = runs.latent_run(label, float(guidance), steps, sampler, seed)
     strip = views.pipeline_strip(run.latents, run.x0_decoded, run.digits[0])
-    st.image(charts.enlarge(strip, 240), caption=tr("latent.strip_caption", steps=steps,
-                                                    shown=len(views.shown_steps(steps))))
+    shown = views.shown_steps(steps)
+    st.image(charts.enlarge(strip, 240), caption=tr("latent.strip_caption", steps=steps, shown=len(shown),
+                                                    ts=", ".join(str(run.timesteps[i]) for i in shown)))
     cost = sample_cost(steps, float(guidance))
     m1, m2, m3, m4 = st.columns(4)
     m1.metric(tr("latent.metric_seconds"), f"{run.seconds:.3f} s", help=tr("latent.metric_seconds_help"))
@@ -207,8 +209,8 @@ with st.spinner(tr("latent.flops_counting")):
 passes = sample_cost(10, float(p.config.guidance)).denoiser_passes
 f28 = table[0]
 st.table([{tr("latent.col_side"): f"{f.side}×{f.side}", tr("latent.col_latent_side"): f"4×{f.latent_side}×{f.latent_side}",
-           tr("latent.col_pixel_call"): charts.fmt(f.pixel_call / 1e6), tr("latent.col_latent_call"): charts.fmt(f.latent_call / 1e6),
-           tr("latent.col_decoder"): charts.fmt(f.decoder / 1e6),
+           tr("latent.col_pixel_call"): views.mflop(f.pixel_call), tr("latent.col_latent_call"): views.mflop(f.latent_call),
+           tr("latent.col_decoder"): views.mflop(f.decoder),
            tr("latent.col_ratio"): f"{f.ratio(passes):.1f}×"} for f in table])
 st.plotly_chart(views.flops_figure([f.side for f in table], [f.pixel_sample(passes) for f in table],
                                    [f.latent_sample(passes) for f in table],
@@ -216,8 +218,8 @@ st.plotly_chart(views.flops_figure([f.side for f in table], [f.pixel_sample(pass
                                    x_title=tr("latent.flops_x"), y_title=tr("latent.flops_y", passes=passes)),
                 key="latent_flops")
 speed = {r["what"].split(",")[0]: r for r in bench["speed"]} if bench is not None else {}
-st.markdown(tr("latent.flops_why", passes=passes, pixel=charts.fmt(f28.pixel_sample(passes) / 1e6),
-               latent=charts.fmt(f28.latent_sample(passes) / 1e6), ratio=f"{f28.ratio(passes):.1f}",
+st.markdown(tr("latent.flops_why", passes=passes, pixel=views.mflop(f28.pixel_sample(passes)),
+               latent=views.mflop(f28.latent_sample(passes)), ratio=f"{f28.ratio(passes):.1f}",
                ratio512=f"{table[-1].ratio(passes):.1f}",
                share=f"{100 * f28.decoder / f28.latent_sample(passes):.0f}"))
 if speed:

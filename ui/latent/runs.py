@@ -5,6 +5,7 @@ bundled digits, the FLOPs. The math is diffusion_core's; here are only the calls
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ N_SAMPLES = 16  # digits per run: the issue's 16 latent samples
 N_WALKS = 8  # 2-D trajectories
 SIDES = (28, 64, 128, 256, 512)  # image sides of the FLOPs table
 PIXEL_SAMPLER = {"sampler": "dpm_solver++", "spacing": "logsnr"}  # the pixel network at few steps (page 8's best)
+LATENT_WEIGHTS_DIR = os.environ.get("DIFFUSION_LATENT_DIR", str(LATENT_DIR))  # tests and previews may point elsewhere
 _lock = FairLock()  # one latent computation at a time in the process (they take a fraction of a second)
 
 
@@ -39,7 +41,7 @@ class Networks:
 
 
 @st.cache_resource(show_spinner=False)
-def networks(directory: str = str(LATENT_DIR)) -> Networks:
+def networks(directory: str = LATENT_WEIGHTS_DIR) -> Networks:
     """The shipped latent pipeline, 2-D latent and classifier, on the CPU, loaded once per server process."""
     configure_threads()
     pipeline = load_latent_pipeline(directory)
@@ -49,7 +51,7 @@ def networks(directory: str = str(LATENT_DIR)) -> Networks:
 
 
 @st.cache_data(show_spinner=False)
-def bench(directory: str = str(LATENT_DIR)) -> dict | None:
+def bench(directory: str = LATENT_WEIGHTS_DIR) -> dict | None:
     """pretrained/latent/bench.json (``python -m bench.latent``), or None when it is not there."""
     path = Path(directory) / "bench.json"
     return json.loads(path.read_text()) if path.is_file() else None

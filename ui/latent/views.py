@@ -14,7 +14,7 @@ from .. import charts
 LATENT_LIMIT = 3.0  # a scaled latent number of -3 is drawn black, +3 white (the latents have std about 1)
 DIGIT_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                 "#bcbd22", "#17becf")  # one per digit 0-9 (plotly's qualitative D3 colours)
-LIMIT_2D = 3.5  # the 2-D plots show [-3.5, 3.5]^2: the points have variance about 1 per axis
+LIMIT_2D = 4.5  # the 2-D plots show [-4.5, 4.5]^2: the points have variance about 1 overall, a few reach 4
 MAX_SHOWN_STEPS = 10  # steps drawn in the pipeline strip (more are thinned, the last kept)
 PAD = 3  # pixels between pictures
 
@@ -80,7 +80,8 @@ def walk_grid(decoded: np.ndarray) -> np.ndarray:
 def _square_layout(title: str, x_title: str, y_title: str, height: int) -> dict:
     axis = dict(range=[-LIMIT_2D, LIMIT_2D], zeroline=False)
     return dict(title=dict(text=title, x=0.0, font=dict(size=14)), height=height, margin=dict(l=10, r=10, t=40, b=10),
-                separators=charts.SEPARATORS, legend=dict(orientation="h", yanchor="top", y=-0.15, x=0.0),
+                separators=charts.SEPARATORS,
+                legend=dict(orientation="h", yanchor="top", y=-0.15, x=0.0, itemsizing="constant"),
                 xaxis=dict(axis, title=dict(text=x_title)),
                 yaxis=dict(axis, title=dict(text=y_title), scaleanchor="x", scaleratio=1))
 
@@ -115,6 +116,12 @@ def walk_figure(points: np.ndarray, labels: np.ndarray, paths: np.ndarray, *, ti
     data.append(go.Scatter(x=paths[-1, :, 0], y=paths[-1, :, 1], mode="markers", name=end_name,
                            marker=dict(size=11, color="white", symbol="circle", line=dict(color="black", width=2))))
     return go.Figure(data=data, layout=_square_layout(title, x_title, y_title, height))
+
+
+def mflop(flops: float) -> str:
+    """FLOPs as MFLOP for a table: whole numbers from 100 on (no thousands separator), one decimal below."""
+    v = flops / 1e6
+    return f"{v:.0f}" if v >= 100 else f"{v:.1f}"
 
 
 def flops_figure(sides: list[int], pixel: list[float], latent: list[float], *, names: tuple[str, str],
