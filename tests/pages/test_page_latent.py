@@ -80,7 +80,7 @@ def test_the_strip_shows_every_step_or_ten():
     import numpy as np
 
     strip = views.pipeline_strip(np.zeros((6, 4, 7, 7)), np.zeros((5, 28, 28)), np.zeros((28, 28)))
-    assert strip.dtype == np.uint8 and strip.shape[1] == 7 * (28 + views.PAD) + views.PAD  # z_T + 5 steps + ... columns
+    assert strip.dtype == np.uint8 and strip.shape[1] == 6 * (28 + views.PAD) + views.PAD  # z_T, then the 5 steps
     tile = views.latent_tile(np.stack([np.full((7, 7), v) for v in (-3.0, 0.0, 3.0, 9.0)]))
     assert tile.shape == (14, 14) and tile[0, 0] == 0 and tile[0, 7] == 128 and tile[7, 0] == 255 and tile[7, 7] == 255
 

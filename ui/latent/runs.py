@@ -24,6 +24,7 @@ from diffusion_core.models.latent2d import Latent2D, load_latent2d
 from diffusion_core.samplers import generate
 
 from ..model import FairLock, configure_threads, shared_denoiser
+from ..shared_store import shared_store
 
 N_SAMPLES = 16  # digits per run: the issue's 16 latent samples
 N_WALKS = 8  # 2-D trajectories
@@ -111,14 +112,14 @@ def pixel_run(label: int, guidance: float, steps: int, seed: int) -> PixelRun:
     return PixelRun(digits=x[:, 0].numpy(), judged=embed(networks().classifier, x).predictions, seconds=seconds)
 
 
-@st.cache_resource(show_spinner=False, max_entries=4)
-def conditional_mlp(steps: int, _progress=None) -> toy2d.TrainResult:
-    """The conditional MLP on the encoded training digits (``toy2d.train_conditional_mlp``), shared by every
-    session; ``_progress(step, steps, loss)`` reports the first training."""
+def conditional_mlp(steps: int, progress: toy2d.Progress | None = None) -> toy2d.TrainResult:
+    """The conditional MLP on the encoded training digits (``toy2d.train_conditional_mlp``), trained once per
+    number of steps and shared by every session (``ui.shared_store``: a cached function could not report
+    progress); ``progress(step, steps, loss)`` reports the training when this call is the one that trains."""
     lat, schedule = networks().latent2d, networks().pipeline.schedule
-    return toy2d.train_conditional_mlp(lat.train_points, lat.train_labels, schedule,
-                                       toy2d.CondMLPConfig(mlp=toy2d.MLPConfig(T=schedule.T, width=128)),
-                                       toy2d.TrainConfig(steps=steps, seed=0), progress=_progress)
+    return shared_store("latent_mlp", 4).get(steps, lambda: toy2d.train_conditional_mlp(
+        lat.train_points, lat.train_labels, schedule, toy2d.CondMLPConfig(mlp=toy2d.MLPConfig(T=schedule.T, width=128)),
+        toy2d.TrainConfig(steps=steps, seed=0), progress=progress))
 
 
 @st.cache_resource(show_spinner=False)
