@@ -40,11 +40,10 @@ from diffusion_core.data.mnist import load_mnist, to_model_range
 from diffusion_core.models.classifier import Classifier, embed, load_classifier
 from diffusion_core.models.devices import describe_hardware
 from diffusion_core.models.latent import LATENT_DIR
-from diffusion_core.models.latent2d import load_latent2d
+from diffusion_core.models.latent2d import load_latent2d, schedule_2d
 from diffusion_core.models.metrics import class_accuracy, frechet_distance_from_stats, gaussian_stats, wilson_interval
 from diffusion_core.models.weights import PRETRAINED_DIR
 from diffusion_core import toy2d
-from diffusion_core.process.schedules import make_schedule
 
 BENCH_FILE = LATENT_DIR / "bench.json"
 PIXEL = {"sampler": "dpm_solver++", "spacing": "logsnr"}  # the pixel network at few calls (page 8's best)
@@ -122,7 +121,7 @@ def run_samples(pipeline, pixel, lat2d, classifier, ref, args) -> list[dict]:
     rows.append({"what": "pixel-space network", **PIXEL, "guidance": DEFAULT_GUIDANCE, "nfe": args.nfe,
                  **judge(classifier, x, y, ref)})
 
-    schedule = make_schedule(pipeline.config.schedule, pipeline.config.T)
+    schedule = schedule_2d()
     x_T = torch.randn(len(labels), 2, generator=torch.Generator().manual_seed(args.seed))
     exact = toy2d.ExactConditionalDenoiser(lat2d.train_points, lat2d.train_labels, schedule)
     log("2-D latent, exact denoiser")

@@ -10,6 +10,14 @@ without it a latent of standard deviation 5 would keep most of its signal at a t
 already noise (Rombach et al. 2022, sec. 4.3.2 and appendix D.1; their code takes 1 / std of the first batch's
 latents, here of the whole training set; Stable Diffusion v1 uses 0.18215).
 
+Sampling starts at t_start, not at T. The cosine schedule's abar_t falls to 2.4e-9 at t = T, where
+x0_hat = (z_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t) multiplies any error of eps_hat by about 20000. The pixel
+network survives that because the samplers clip x0_hat to [-1, 1], the range of pixels; a latent has no such
+range, and unclipped the first steps blow up (measured: accuracy at chance). So the pipeline starts from
+z ~ N(0, I) at the first t whose abar_t is at most 0.0047, the last abar of Stable Diffusion's schedule (its
+"scaled linear" betas from 0.00085 to 0.012 over 1000 steps): t = 956 of our cosine schedule, where the signal
+left, sqrt(abar) = 0.07 of a unit-variance latent, is what Stable Diffusion also ignores.
+
 ``LatentPipeline.generate(labels, steps=10)`` returns decoded digits [N, 1, 28, 28] in [-1, 1], like
 ``samplers.generate`` of the pixel network (which calls it for a pipeline).
 """
@@ -34,6 +42,13 @@ from .files import PRETRAINED_DIR, WeightsError, load_matching_state, load_state
 
 LATENT_DIR = PRETRAINED_DIR / "latent"
 DENOISER_STEM = "latent_denoiser"
+FINAL_ALPHA_BAR = 0.0047  # abar_T of Stable Diffusion's scaled linear schedule: where sampling starts (docstring)
+
+
+def start_timestep(schedule: Schedule, alpha_bar: float = FINAL_ALPHA_BAR) -> int:
+    """The first t whose abar_t is at most ``alpha_bar`` (T if none is): where a latent sample starts."""
+    below = (schedule.alpha_bars[1:] <= alpha_bar).nonzero()
+    return int(below[0]) + 1 if len(below) else schedule.T
 AUTOENCODER_STEM = "autoencoder"
 
 
@@ -59,12 +74,13 @@ class LatentConfig:
     sampler: Sampler = "dpm_solver++"  # default sampler of ``generate``
     spacing: Spacing = "logsnr"  # its default spacing
     guidance: float = 1.5  # its default guidance scale s
+    t_start: int | None = None  # timestep the samples start from (None: T); see the module docstring
     autoencoder: str = AUTOENCODER_STEM  # file stem of the autoencoder in the same folder
 
     def to_dict(self) -> dict:
         return {"unet": self.unet.to_dict(), "schedule": self.schedule, "T": self.T, "scale_factor": self.scale_factor,
                 "sampler": self.sampler, "spacing": self.spacing, "guidance": self.guidance,
-                "autoencoder": self.autoencoder}
+                "t_start": self.t_start, "autoencoder": self.autoencoder}
 
     @classmethod
     def from_dict(cls, d: dict) -> "LatentConfig":
@@ -130,8 +146,9 @@ class LatentPipeline(nn.Module):
                 spacing: Spacing | None = None, guidance: float | None = None, eta: float = 0.0,
                 generator: torch.Generator | None = None, order: int = 2,
                 lower_order_final: bool = False) -> EpsReverseProcess:
-        """The reverse process in the latent, from z_T ~ N(0, I) drawn with ``generator``: a resumable stepper
-        (``samplers.EpsReverseProcess``); defaults from the config. No clipping: latents are not in [-1, 1]."""
+        """The reverse process in the latent, from z ~ N(0, I) at the config's t_start, drawn with ``generator``: a
+        resumable stepper (``samplers.EpsReverseProcess``); defaults from the config. No clipping: latents are
+        not in [-1, 1]."""
         labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
         if len(labels) == 0 or bool(((labels < NULL_LABEL) | (labels > 9)).any()):
             raise ValueError("labels must hold at least one entry, each a digit 0-9 or -1 (no label)")
@@ -141,6 +158,7 @@ class LatentPipeline(nn.Module):
         return EpsReverseProcess(self.eps_fn(labels, c.guidance if guidance is None else guidance), z_T,
                                  self.schedule, sampler=sampler or c.sampler, steps=steps, eta=eta,
                                  generator=generator, clip=False, device=device, spacing=spacing or c.spacing,
+                                 t_start=c.t_start,
                                  order=order, lower_order_final=lower_order_final)
 
     def sample(self, labels: Tensor | list[int], **kwargs) -> Iterator[SampleStep]:

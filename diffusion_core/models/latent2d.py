@@ -17,12 +17,20 @@ import torch
 from safetensors.torch import save_file
 from torch import Tensor
 
+from ..process.schedules import Schedule, make_schedule
 from .autoencoder import Autoencoder, load_autoencoder
 from .files import PRETRAINED_DIR, WeightsError, load_state
 
 LATENT_DIR = PRETRAINED_DIR / "latent"
 STEM = "autoencoder_2d"
 CODES_NAME, META_NAME = "latent2d_codes.safetensors", "latent2d.json"
+
+
+def schedule_2d() -> Schedule:
+    """The schedule of diffusion in the 2-D latent: the 2-D playground's default (linear, T = 1000). Its abar_T =
+    4e-5 keeps sqrt(1 - abar) / sqrt(abar) at the first step near 160, where the cosine schedule's 20000 would
+    blow up the unclipped steps of an MLP (``models.latent``'s docstring); the exact denoiser minds neither."""
+    return make_schedule("linear", 1000)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ from tqdm import tqdm
 from ..data.mnist import load_mnist, to_model_range
 from ..models.autoencoder import Autoencoder, load_autoencoder
 from ..models.devices import resolve_device
-from ..models.latent import AUTOENCODER_STEM, LatentConfig, latent_scale_factor, save_latent_denoiser
+from ..models.latent import (AUTOENCODER_STEM, LatentConfig, latent_scale_factor, save_latent_denoiser,
+                             start_timestep)
 from ..models.unet import NULL_LABEL, UNet, UNetConfig
 from ..process.forward import q_sample
 from ..process.schedules import SCHEDULE_KINDS, make_schedule
@@ -108,7 +109,8 @@ def train(args: argparse.Namespace) -> Path:
     shape = autoencoder.config.latent_shape
 
     schedule = make_schedule(args.schedule, args.T)
-    config = LatentConfig(unet=unet_config(args, shape[0]), schedule=args.schedule, T=args.T, scale_factor=scale)
+    config = LatentConfig(unet=unet_config(args, shape[0]), schedule=args.schedule, T=args.T, scale_factor=scale,
+                          t_start=start_timestep(schedule))
     torch.manual_seed(args.seed)  # initial weights
     model = UNet(config.unet).to(device)
     ema = copy.deepcopy(model).requires_grad_(False)
@@ -175,7 +177,8 @@ def export_checkpoint(out: Path, dest: Path) -> Path:
         images = images[: saved["limit"]]
     scale = dataset_scale_factor(*encode_dataset(autoencoder, torch.from_numpy(to_model_range(images))), saved["seed"])
     config = LatentConfig(unet=unet_config(saved, autoencoder.config.latent_shape[0]), schedule=saved["schedule"],
-                          T=saved["T"], scale_factor=scale)
+                          T=saved["T"], scale_factor=scale,
+                          t_start=start_timestep(make_schedule(saved["schedule"], saved["T"])))
     ema = UNet(config.unet)
     tensors = load_file(str(out / CHECKPOINT))
     ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})

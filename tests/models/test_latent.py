@@ -94,6 +94,22 @@ def test_bad_labels_names_and_files_are_refused(tiny, tmp_path):
                        tiny.config)
 
 
+def test_sampling_starts_where_abar_reaches_stable_diffusions_last_value():
+    """t_start: the first t with abar_t <= 0.0047 (abar_T of Stable Diffusion's scaled linear schedule, betas
+    from 0.00085 to 0.012, computed here), 956 of the cosine schedule with T = 1000."""
+    import numpy as np
+
+    from diffusion_core.models.latent import FINAL_ALPHA_BAR, start_timestep
+    from diffusion_core.process.schedules import make_schedule
+
+    sd_betas = np.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000) ** 2
+    assert np.prod(1 - sd_betas) == pytest.approx(FINAL_ALPHA_BAR, rel=0.03)
+    s = make_schedule("cosine", 1000)
+    t = start_timestep(s)
+    assert t == 956 and s.alpha_bars[t] <= FINAL_ALPHA_BAR < s.alpha_bars[t - 1]
+    assert start_timestep(s, 1e-12) == 1000
+
+
 def test_sample_cost_counts_both_passes_of_a_guided_step():
     assert sample_cost(10, 1.5) == sample_cost(10, 3.0)
     c = sample_cost(10, 1.5)
@@ -108,7 +124,7 @@ def test_the_shipped_pipeline_through_the_public_calls():
     x = generate(model, labels, steps=10, generator=torch.Generator().manual_seed(0))
     assert x.shape == (10, 1, 28, 28) and x.min() >= -1 and x.max() <= 1
     assert torch.equal(x, generate(model, labels, steps=10, generator=torch.Generator().manual_seed(0)))
-    assert model.config.sampler == "dpm_solver++" and model.latent_shape == (4, 7, 7)
+    assert model.config.sampler == "dpm_solver++" and model.latent_shape == (4, 7, 7) and model.config.t_start == 956
     from diffusion_core.models.classifier import embed, load_classifier
 
     judged = embed(load_classifier(), x).predictions

@@ -20,7 +20,7 @@ from diffusion_core.data.samples import load_sample_image
 from diffusion_core.models.classifier import Classifier, embed, load_classifier
 from diffusion_core.models.flops import PipelineFlops, pipeline_flops
 from diffusion_core.models.latent import LATENT_DIR, LatentPipeline, load_latent_pipeline
-from diffusion_core.models.latent2d import Latent2D, load_latent2d
+from diffusion_core.models.latent2d import Latent2D, load_latent2d, schedule_2d
 from diffusion_core.samplers import generate
 
 from ..model import FairLock, configure_threads, shared_denoiser
@@ -116,7 +116,7 @@ def conditional_mlp(steps: int, progress: toy2d.Progress | None = None) -> toy2d
     """The conditional MLP on the encoded training digits (``toy2d.train_conditional_mlp``), trained once per
     number of steps and shared by every session (``ui.shared_store``: a cached function could not report
     progress); ``progress(step, steps, loss)`` reports the training when this call is the one that trains."""
-    lat, schedule = networks().latent2d, networks().pipeline.schedule
+    lat, schedule = networks().latent2d, schedule_2d()
     return shared_store("latent_mlp", 4).get(steps, lambda: toy2d.train_conditional_mlp(
         lat.train_points, lat.train_labels, schedule, toy2d.CondMLPConfig(mlp=toy2d.MLPConfig(T=schedule.T, width=128)),
         toy2d.TrainConfig(steps=steps, seed=0), progress=progress))
@@ -125,7 +125,7 @@ def conditional_mlp(steps: int, progress: toy2d.Progress | None = None) -> toy2d
 @st.cache_resource(show_spinner=False)
 def exact_2d() -> toy2d.ExactConditionalDenoiser:
     lat = networks().latent2d
-    return toy2d.ExactConditionalDenoiser(lat.train_points, lat.train_labels, networks().pipeline.schedule)
+    return toy2d.ExactConditionalDenoiser(lat.train_points, lat.train_labels, schedule_2d())
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,7 @@ def shown_states(steps: int, k: int = 6) -> tuple[int, ...]:
 @st.cache_resource(show_spinner=False, max_entries=256)
 def walk_2d(predictor: str, label: int, guidance: float, steps: int, seed: int, mlp_steps: int) -> Walk:
     model = exact_2d() if predictor == "exact" else conditional_mlp(mlp_steps).model
-    lat, schedule = networks().latent2d, networks().pipeline.schedule
+    lat, schedule = networks().latent2d, schedule_2d()
     x_T = torch.randn(N_WALKS, 2, generator=torch.Generator().manual_seed(seed))
     fn = toy2d.guided_eps_2d(model, [label] * N_WALKS, guidance)
     with _lock:
