@@ -11,6 +11,7 @@ import streamlit as st
 from diffusion_core.models.autoencoder import compression_factor
 from diffusion_core.models.latent import sample_cost
 from diffusion_core.models.weights import WeightsError
+from diffusion_core.samplers import DEFAULT_GUIDANCE
 from ui import charts
 from ui.latent import runs, views
 
@@ -167,7 +168,7 @@ st.markdown(tr("latent.run_why"))
 
 # ------------------------------------------------------------------ 4. pixel space against latent space
 st.header(tr("latent.compare_header"))
-st.markdown(tr("latent.compare_intro", steps=10, s=f"{p.config.guidance:g}"))
+st.markdown(tr("latent.compare_intro", steps=10, s_pixel=f"{DEFAULT_GUIDANCE:g}", s_latent=f"{p.config.guidance:g}"))
 
 
 @st.fragment
@@ -175,7 +176,7 @@ def compare_view() -> None:
     label = st.selectbox(tr("latent.label"), LABELS, key=K_CMP_LABEL, index=7, help=tr("latent.label_help"))
     guidance, steps = float(p.config.guidance), 10
     lat_run = runs.latent_run(label, guidance, steps, "dpm_solver++", seed)
-    pix_run = runs.pixel_run(label, guidance, steps, seed)
+    pix_run = runs.pixel_run(label, DEFAULT_GUIDANCE, steps, seed)
     left, right = st.columns(2)
     left.image(charts.enlarge(views.digit_grid(pix_run.digits, 8), 200), caption=tr("latent.pixel_caption"))
     right.image(charts.enlarge(views.digit_grid(lat_run.digits, 8), 200), caption=tr("latent.latent_caption"))
