@@ -94,7 +94,7 @@ cloud_col.plotly_chart(views.cloud_figure(cloud, lat.test_labels.numpy(), title=
 @st.fragment
 def walk_view() -> None:
     """The 2-D walks: label, guidance, predictor and steps, and the trajectories with what they decode to."""
-    st.session_state.setdefault(K2_GUIDANCE, 1.5)
+    st.session_state.setdefault(K2_GUIDANCE, float(p.config.guidance))
     st.session_state.setdefault(K2_STEPS, 10)
     c1, c2, c3, c4 = st.columns(4)
     label = c1.selectbox(tr("latent.label"), LABELS, key=K2_LABEL, help=tr("latent.label_help"))
@@ -111,15 +111,16 @@ def walk_view() -> None:
         st.caption(tr("latent.mlp_note", steps=mlp_steps, seconds=f"{trained.seconds:.1f}",
                       loss=f"{trained.losses[-1]:.4f}", m=len(lat.train_points)))
     walk = runs.walk_2d(predictor, label, float(guidance), steps, seed, mlp_steps)
-    sub = slice(0, None, 5)  # every fifth test digit under the paths: the browser redraws this chart on each change
+    sub = slice(0, None, 10)  # every tenth test digit under the paths: the browser redraws this chart on each change
     left, right = st.columns([3, 2])
+    # the picture first: Streamlit sends elements in call order, so it changes before plotly redraws the chart
+    right.image(charts.enlarge(views.walk_grid(walk.decoded), 320),
+                caption=tr("latent.walk_caption", n=runs.N_WALKS, states=len(walk.shown)))
     left.plotly_chart(views.walk_figure(cloud[sub], lat.test_labels.numpy()[sub], walk.paths,
                                         title=tr("latent.walk_title", label=label, s=f"{guidance:g}", steps=steps),
                                         digit_name=tr("latent.digit_name"), path_name=tr("latent.path_name"),
                                         start_name=tr("latent.start_name"), end_name=tr("latent.end_name"),
                                         **axis_titles()), key="latent_walk")
-    right.image(charts.enlarge(views.walk_grid(walk.decoded), 320),
-                caption=tr("latent.walk_caption", n=runs.N_WALKS, states=len(walk.shown)))
     hits = int((walk.judged == label).sum())
     right.caption(tr("latent.walk_judged", hits=hits, n=runs.N_WALKS, label=label))
 

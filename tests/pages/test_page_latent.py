@@ -38,7 +38,7 @@ def test_defaults(lang):
     from diffusion_core.models.latent import sample_cost
 
     calls = next(m for m in at.metric if m.label == tr("latent.metric_calls"))
-    assert calls.value == str(sample_cost(10, 1.5).network_calls)
+    assert calls.value == str(sample_cost(10, 2.5).network_calls)
     from pathlib import Path
 
     from ui.latent.runs import LATENT_WEIGHTS_DIR
@@ -81,7 +81,7 @@ def test_the_strip_shows_every_step_or_ten():
 
     strip = views.pipeline_strip(np.zeros((6, 4, 7, 7)), np.zeros((5, 28, 28)), np.zeros((28, 28)))
     assert strip.dtype == np.uint8 and strip.shape[1] == 6 * (28 + views.PAD) + views.PAD  # z_T, then the 5 steps
-    tile = views.latent_tile(np.stack([np.full((7, 7), v) for v in (-3.0, 0.0, 3.0, 9.0)]))
+    tile = views.latent_tile(np.stack([np.full((7, 7), v) for v in (-2.5, 0.0, 2.5, 9.0)]))
     assert tile.shape == (14, 14) and tile[0, 0] == 0 and tile[0, 7] == 128 and tile[7, 0] == 255 and tile[7, 7] == 255
 
 

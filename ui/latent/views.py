@@ -11,7 +11,7 @@ from diffusion_core.data.images import unit_to_uint8
 
 from .. import charts
 
-LATENT_LIMIT = 3.0  # a scaled latent number of -3 is drawn black, +3 white (the latents have std about 1)
+LATENT_LIMIT = 2.5  # a scaled latent number of -2.5 is drawn black, +2.5 white (the latents have std about 1)
 DIGIT_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                 "#bcbd22", "#17becf")  # one per digit 0-9 (plotly's qualitative D3 colours)
 LIMIT_2D = 4.5  # the 2-D plots show [-4.5, 4.5]^2: the points have variance about 1 overall, a few reach 4
