@@ -48,6 +48,7 @@ from .forward_pages import (
     your_image_pixel,
 )
 from .flow_page import flow_convert, flow_other_convention, flow_vp_target, flow_weight
+from .latent_page import latent_compression, latent_cost, latent_scale
 from .reverse_pages import (
     bound_eps_weight,
     bound_kl_bits,
@@ -85,6 +86,7 @@ EXERCISES: dict[str, dict[str, Builder]] = {
     "playground": {"score": playground_score, "two_points": playground_two_points},
     "flow": {"convert": flow_convert, "vp_target": flow_vp_target, "other_convention": flow_other_convention,
              "weight": flow_weight},
+    "latent": {"compression": latent_compression, "scale": latent_scale, "cost": latent_cost},
 }
 
 # The page settings each page's exercises read (widget keys in st.session_state).

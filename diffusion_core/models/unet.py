@@ -37,6 +37,7 @@ class UNetConfig:
     groups: int = 8  # GroupNorm groups
     attention: bool = True  # one self-attention block at 7x7
     num_classes: int = NUM_CLASSES  # digits 0-9; index num_classes is "no label"
+    unshuffle: int = 2  # pixel-unshuffle factor of the stem: 2 for 28x28 digits (-> 14x14), 1 for a 7x7 latent
 
     @classmethod
     def from_dict(cls, d: dict) -> "UNetConfig":
@@ -103,7 +104,8 @@ class Attention(nn.Module):
 
 class UNet(nn.Module):
     """eps_theta(x_t, t, y): x_t [N, 1, 28, 28], t LongTensor [N] in 1..T,
-    y LongTensor [N] of digits 0-9 or -1 for "no label"; returns eps_hat [N, 1, 28, 28]."""
+    y LongTensor [N] of digits 0-9 or -1 for "no label"; returns eps_hat [N, 1, 28, 28].
+    With ``unshuffle=1`` and ``in_channels=4`` the same network takes a 4x7x7 latent (7x7, then 4x4)."""
 
     def __init__(self, config: UNetConfig = UNetConfig()):
         super().__init__()
@@ -113,7 +115,9 @@ class UNet(nn.Module):
         g, e = config.groups, config.emb_dim
         self.time_mlp = nn.Sequential(nn.Linear(e, e), nn.SiLU(), nn.Linear(e, e))
         self.class_emb = nn.Embedding(config.num_classes + 1, e)
-        stem_channels = config.in_channels * 4
+        if config.unshuffle not in (1, 2):
+            raise ValueError(f"unshuffle must be 1 or 2, got {config.unshuffle}")
+        stem_channels = config.in_channels * config.unshuffle**2
         self.stem = nn.Conv2d(stem_channels, c1, 3, padding=1)
         self.down1 = nn.ModuleList([ResBlock(c1, c1, g) for _ in range(n1)])
         self.downsample = nn.Conv2d(c1, c2, 3, stride=2, padding=1)
@@ -138,7 +142,8 @@ class UNet(nn.Module):
         emb = self.time_mlp(timestep_embedding(t, cfg.emb_dim).to(x.dtype)) + self.class_emb(class_index)
         mods = iter(self.modulation(emb).split(self.mod_sizes, dim=1))
 
-        h = self.stem(F.pixel_unshuffle(x, 2))  # 28x28x1 -> 14x14x4 -> 14x14xc1
+        r = cfg.unshuffle
+        h = self.stem(F.pixel_unshuffle(x, r) if r > 1 else x)  # 28x28x1 -> 14x14x4 -> 14x14xc1 (r = 2)
         for block in self.down1:
             h = block(h, next(mods))
         skip1 = h
@@ -151,8 +156,9 @@ class UNet(nn.Module):
         h = self.mid(h, next(mods))
         for block in self.up2:
             h = block(torch.cat([h, skip2], dim=1), next(mods))
-        h = self.upsample(F.interpolate(h, scale_factor=2, mode="nearest"))  # 14x14xc1
+        # nearest-neighbour back to the skip's size: 7 -> 14 (= scale factor 2), or 4 -> 7 for a 7x7 latent
+        h = self.upsample(F.interpolate(h, size=skip1.shape[-2:], mode="nearest"))  # 14x14xc1
         for block in self.up1:
             h = block(torch.cat([h, skip1], dim=1), next(mods))
         h = self.out_conv(F.silu(self.out_norm(h)))
-        return F.pixel_shuffle(h, 2)  # 14x14x4 -> 28x28x1
+        return F.pixel_shuffle(h, r) if r > 1 else h  # 14x14x4 -> 28x28x1 (r = 2)

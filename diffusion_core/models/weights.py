@@ -5,26 +5,25 @@ Never pickle: a weights file is data, not code. Every failure names the file.
 
 from __future__ import annotations
 
-import importlib
 import json
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..process.schedules import Schedule, ScheduleKind, make_schedule
+from .files import PRETRAINED_DIR, WeightsError, load_matching_state, load_state, save_state
+from .latent import LATENT_DIR, load_latent_pipeline
 from .unet import UNet, UNetConfig
 
-PRETRAINED_DIR = Path(__file__).resolve().parents[2] / "pretrained"
+__all__ = ["CONFIG_NAME", "DENOISERS", "PRETRAINED_DIR", "WEIGHTS_NAME", "Denoiser", "DenoiserConfig", "WeightsError",
+           "build_denoiser", "load_denoiser", "load_pixel_denoiser", "load_matching_state", "load_state", "read_config", "save_denoiser",
+           "save_state"]
+
 WEIGHTS_NAME = "denoiser.safetensors"
 CONFIG_NAME = "denoiser.json"
-
-
-class WeightsError(RuntimeError):
-    """The weights or their config are missing, damaged or do not fit the network."""
 
 
 @dataclass(frozen=True)
@@ -67,37 +66,6 @@ def read_config(path: Path) -> DenoiserConfig:
         raise WeightsError(f"denoiser config {path} is invalid: {e}") from None
 
 
-def load_state(path: Path, what: str = "denoiser") -> dict[str, torch.Tensor]:
-    """Read a safetensors file, with an error that names the file (``what``: whose weights)."""
-    if not path.is_file():
-        raise WeightsError(f"{what} weights not found: {path}")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise WeightsError(f"{what} weights {path} are damaged or truncated: {e}") from None
-
-
-def load_matching_state(model: nn.Module, state: dict[str, torch.Tensor], weights_path: Path,
-                        config_path: Path, what: str = "denoiser") -> None:
-    """Load ``state`` into ``model`` (floating tensors as float32) after checking that every name and shape fits."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong_shape = [k for k in expected if k in state and state[k].shape != expected[k].shape]
-    if missing or unexpected or wrong_shape:
-        raise WeightsError(
-            f"{what} weights {weights_path} do not match the network in {config_path}: "
-            f"missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong_shape[:3]}"
-        )
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-
-
-def save_state(model: nn.Module, path: Path) -> None:
-    """Write ``model``'s state dict as safetensors (contiguous CPU tensors, no pickle)."""
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata={"format": "pt"})
-
-
 def build_denoiser(directory: str | Path = PRETRAINED_DIR) -> tuple[UNet, DenoiserConfig]:
     """Rebuild the network from ``directory`` on the CPU, in eval mode."""
     directory = Path(directory)
@@ -126,30 +94,39 @@ class Denoiser(nn.Module):
         return self.net(x_t, t, labels)
 
 
-# Shipped networks other than the pixel denoiser: name -> "module:function" of a loader(device) -> nn.Module.
-# A loaded model that samples itself has ``generate(labels, *, steps, generator, ...)``, which
-# ``samplers.generate`` calls (its own default sampler and guidance; the model card lists the names).
-SHIPPED: dict[str, str] = {}
-
-
-def load_denoiser(device: str | torch.device = "auto", directory: str | Path = PRETRAINED_DIR, *,
-                  name: str = "denoiser") -> nn.Module:
-    """A shipped network, by ``name``: "denoiser" (the default) is the pretrained pixel denoiser from
-    ``directory`` (``pretrained/`` by default), in eval mode on ``device`` ("auto": CUDA when there is one);
-    the other names are those of ``SHIPPED``. Raises WeightsError naming the file if it is missing,
-    truncated or does not fit the network; never unpickles anything."""
-    from .devices import resolve_device
-
-    if name != "denoiser":
-        if name not in SHIPPED:
-            raise WeightsError(f"no shipped network is called {name!r}; the names are {['denoiser', *SHIPPED]}")
-        module, function = SHIPPED[name].split(":")
-        return getattr(importlib.import_module(module), function)(device)
-    net, config = build_denoiser(directory)
-    target = device if isinstance(device, torch.device) else resolve_device(device)
-    model = Denoiser(net, config).to(target).eval()
-    if target.type == "cpu":
+def load_pixel_denoiser(device: torch.device, directory: str | Path | None = None) -> Denoiser:
+    """The pixel-space denoiser of ``directory`` (``pretrained/`` by default) on ``device``, in eval mode."""
+    net, config = build_denoiser(PRETRAINED_DIR if directory is None else directory)
+    model = Denoiser(net, config).to(device).eval()
+    if device.type == "cpu":
         # oneDNN's convolutions skip a layout reorder per call with NHWC weights: 15-30 % faster
         # here on 2 cores, same numbers to float rounding (bench/run.py measures it).
         model = model.to(memory_format=torch.channels_last)
     return model
+
+
+def _load_latent(device: torch.device, directory: str | Path | None = None) -> nn.Module:
+    return load_latent_pipeline(LATENT_DIR if directory is None else directory, device)
+
+
+# name -> loader(device, directory or None for its own folder). Each model samples with
+# ``samplers.generate(model, labels, steps=...)``: a model with a ``generate`` method of its own (the latent
+# pipeline) is sampled by it. Another model is added here the same way.
+DENOISERS: dict[str, Callable[[torch.device, str | Path | None], nn.Module]] = {
+    "denoiser": load_pixel_denoiser,  # the shipped pixel-space network (pretrained/denoiser.*)
+    "latent": _load_latent,  # latent diffusion: autoencoder + latent UNet (pretrained/latent/, models/latent.py)
+}
+
+
+def load_denoiser(device: str | torch.device = "auto", directory: str | Path | None = None,
+                  name: str = "denoiser") -> nn.Module:
+    """The pretrained model ``name`` (a key of DENOISERS: "denoiser", the pixel network, or "latent", the latent
+    diffusion pipeline) from ``directory`` (its own folder under ``pretrained/`` by default), in eval mode on
+    ``device`` ("auto": CUDA when there is one). Raises WeightsError naming the file if it is missing,
+    truncated or does not fit the network; never unpickles anything."""
+    from .devices import resolve_device
+
+    if name not in DENOISERS:
+        raise ValueError(f"unknown model {name!r}; expected one of {tuple(DENOISERS)}")
+    target = device if isinstance(device, torch.device) else resolve_device(device)
+    return DENOISERS[name](target, directory)

@@ -264,7 +264,7 @@ def generate(model: nn.Module, labels: Tensor | list[int], *, spacing: Spacing |
     ``lower_order_final=False`` (10 NFE: 99.9 %, FD 1.75x the floor; at 6 NFE 2.03x, against 5.45x with
     ``lower_order_final=True``; linear spacing at 10 NFE: 98.5 % against 100 %, FD 0.83 against 0.43, in a
     200-digit check, MODEL_CARD.md), "linear" for DDIM and DDPM, the only spacing measured for them.
-    A model that samples itself (a shipped pipeline or distilled student, ``weights.SHIPPED``) is asked
+    A model that samples itself (a shipped pipeline or distilled student, ``weights.DENOISERS``) is asked
     through its own ``generate(labels, **kwargs)``, with its own default sampler and guidance."""
     if hasattr(model, "generate"):
         return model.generate(labels, **({} if spacing is None else {"spacing": spacing}), **kwargs)

@@ -1,7 +1,15 @@
 """The 2-D toys, by job: the data sets (``datasets``), the exact denoiser of an empirical distribution
 (``exact``), the MLP noise predictor and its training (``mlp``), flow matching (``flow``: the exact velocity
-and a velocity MLP), sampling and measuring (``measure``)."""
+and a velocity MLP), sampling and measuring (``measure``), and their
+class-conditional versions with guidance (``conditional``)."""
 
+from .conditional import (
+                       CondEpsMLP,
+                       CondMLPConfig,
+                       ExactConditionalDenoiser,
+                       guided_eps_2d,
+                       train_conditional_mlp,
+)
 from .datasets import (
                        DARK_LEVEL,
                        DATASETS,
@@ -50,7 +58,8 @@ from .mlp import (
                        train_mlp,
 )
 
-__all__ = ["BlankPictureError", "DARK_LEVEL", "DATASETS", "DatasetName", "Distribution2D", "EpsMLP", "MAX_POINTS",
+__all__ = ["CondEpsMLP", "CondMLPConfig", "ExactConditionalDenoiser", "guided_eps_2d", "train_conditional_mlp",
+           "BlankPictureError", "DARK_LEVEL", "DATASETS", "DatasetName", "Distribution2D", "EpsMLP", "MAX_POINTS",
            "MLPConfig", "PICTURE_PATH", "Progress", "TrainConfig", "TrainResult", "bundled_picture", "check_n_points",
            "distribution", "energy_distance", "eps_from_x0", "exact_eps_fn", "grid", "mlp_eps_fn", "nearest_distance",
            "one_thread", "optimal_eps", "optimal_score", "optimal_x0", "picture_distribution", "picture_from_bytes",

@@ -118,12 +118,18 @@ def reference(ex: Exercise) -> list[float]:
         return [1 - v["t"], v["x0"] - v["eps"]]
     if key == ("flow", "weight"):  # u_hat - u = (eps_hat - eps) / (1 - t)
         return [1 / (1 - v["t"]) ** 2]
+    if key == ("latent", "compression"):  # numbers of the image over numbers of the latent
+        return [v["side"] ** 2 * v["channels"] / (v["c"] * (v["side"] / v["f"]) ** 2)]
+    if key == ("latent", "scale"):  # s = 1 / std = 1 / sqrt(variance)
+        return [1 / sqrt(v["var"])]
+    if key == ("latent", "cost"):  # two UNet passes per guided step (Ho & Salimans 2022), one decoder call per sample
+        return [float(v["n"] * 2 * v["k"]), float(v["n"])]
     raise AssertionError(f"no reference for {key}")
 
 
 def test_every_exercise_has_a_reference_and_every_page_two_exercises():
     assert set(EXERCISES) == {"gaussian", "forward_chain", "closed_form", "your_image", "posterior", "bound",
-                              "reverse", "steps", "playground", "flow"}
+                              "reverse", "steps", "playground", "flow", "latent"}
     assert all(2 <= len(kinds) <= 4 for kinds in EXERCISES.values())
     for page, kind in PAIRS:
         assert len(reference(make_exercise(page, kind, 0))) == len(make_exercise(page, kind, 0).parts)
@@ -385,6 +391,7 @@ PAGE_FILES = {
     "posterior": "pages/5_Posterior.py", "bound": "pages/6_Bound.py", "reverse": "pages/7_Reverse_process.py",
     "steps": "pages/8_How_many_steps.py", "playground": "pages/9_Playground_2D.py",
     "flow": "pages/10_Flow_matching.py",
+    "latent": "pages/13_Latent_diffusion.py",
 }
 EXISTING = [(pid, path) for pid, path in PAGE_FILES.items()
             if (ROOT / path).is_file() and "check_yourself(tr" in (ROOT / path).read_text()]

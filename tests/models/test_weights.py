@@ -105,18 +105,16 @@ def test_config_that_is_not_json(saved, tmp_path):
 
 
 def test_load_denoiser_by_name(monkeypatch):
-    """Names resolve through weights.SHIPPED to a loader; a model with its own generate is sampled by it."""
+    """Names resolve through weights.DENOISERS to a loader; a model with its own generate is sampled by it."""
     from diffusion_core.models import weights
 
     class Sampling(torch.nn.Module):
         def generate(self, labels, **kwargs):
             return torch.full((len(labels), 1, 28, 28), float(kwargs["steps"]))
 
-    monkeypatch.setitem(weights.SHIPPED, "toy", "tests.models.test_weights:_toy_loader")
-    monkeypatch.setattr(__import__(__name__, fromlist=["_toy_loader"]), "_toy_loader", lambda device: Sampling(),
-                        raising=False)
+    monkeypatch.setitem(weights.DENOISERS, "toy", lambda device, directory: Sampling())
     model = load_denoiser("cpu", name="toy")
     assert isinstance(model, Sampling)
     assert torch.equal(generate(model, [1, 2], steps=3), torch.full((2, 1, 28, 28), 3.0))
-    with pytest.raises(WeightsError, match="no shipped network is called 'nothing'"):
+    with pytest.raises(ValueError, match="unknown model 'nothing'"):
         load_denoiser("cpu", name="nothing")
