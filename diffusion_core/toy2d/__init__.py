@@ -1,5 +1,6 @@
 """The 2-D toys, by job: the data sets (``datasets``), the exact denoiser of an empirical distribution
-(``exact``), the MLP noise predictor and its training (``mlp``), sampling and measuring (``measure``)."""
+(``exact``), the MLP noise predictor and its training (``mlp``), flow matching (``flow``: the exact velocity
+and a velocity MLP), sampling and measuring (``measure``)."""
 
 from .datasets import (
                        DARK_LEVEL,
@@ -23,6 +24,20 @@ from .exact import (
                        optimal_x0,
                        score_from_eps,
 )
+from .flow import (
+                       FlowTrainConfig,
+                       FlowTrainResult,
+                       VarianceEstimate,
+                       VelocityMLP,
+                       VelocityMLPConfig,
+                       exact_velocity_fn,
+                       expected_velocity_variance,
+                       mlp_velocity_fn,
+                       optimal_velocity,
+                       optimal_x0_on_path,
+                       train_velocity_mlp,
+                       velocity_variance,
+)
 from .measure import energy_distance, grid, nearest_distance, reverse_paths
 from .mlp import (
                        EpsMLP,
@@ -39,4 +54,7 @@ __all__ = ["BlankPictureError", "DARK_LEVEL", "DATASETS", "DatasetName", "Distri
            "MLPConfig", "PICTURE_PATH", "Progress", "TrainConfig", "TrainResult", "bundled_picture", "check_n_points",
            "distribution", "energy_distance", "eps_from_x0", "exact_eps_fn", "grid", "mlp_eps_fn", "nearest_distance",
            "one_thread", "optimal_eps", "optimal_score", "optimal_x0", "picture_distribution", "picture_from_bytes",
-           "reverse_paths", "score_from_eps", "train_mlp"]
+           "reverse_paths", "score_from_eps", "train_mlp",
+           "FlowTrainConfig", "FlowTrainResult", "VarianceEstimate", "VelocityMLP", "VelocityMLPConfig",
+           "exact_velocity_fn", "expected_velocity_variance", "mlp_velocity_fn", "optimal_velocity",
+           "optimal_x0_on_path", "train_velocity_mlp", "velocity_variance"]
