@@ -129,7 +129,9 @@ class Denoiser(nn.Module):
 # Shipped networks other than the pixel denoiser: name -> "module:function" of a loader(device) -> nn.Module.
 # A loaded model that samples itself has ``generate(labels, *, steps, generator, ...)``, which
 # ``samplers.generate`` calls (its own default sampler and guidance; the model card lists the names).
-SHIPPED: dict[str, str] = {}
+SHIPPED: dict[str, str] = {
+    "reflow": "diffusion_core.models.reflow:load_reflow",  # the 2-rectified flow student (models/reflow.py)
+}
 
 
 def load_denoiser(device: str | torch.device = "auto", directory: str | Path = PRETRAINED_DIR, *,
