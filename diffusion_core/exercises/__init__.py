@@ -47,6 +47,7 @@ from .forward_pages import (
     your_image_correlation,
     your_image_pixel,
 )
+from .fewstep_page import fewstep_boundary, fewstep_calls, fewstep_straightness
 from .reverse_pages import (
     bound_eps_weight,
     bound_kl_bits,
@@ -82,6 +83,7 @@ EXERCISES: dict[str, dict[str, Builder]] = {
     "reverse": {"x0_hat": reverse_x0_hat, "ddpm_mean": reverse_ddpm_mean, "ddim_step": reverse_ddim_step},
     "steps": {"timesteps": steps_timesteps, "lambda_step": steps_lambda_step},
     "playground": {"score": playground_score, "two_points": playground_two_points},
+    "fewstep": {"straightness": fewstep_straightness, "boundary": fewstep_boundary, "calls": fewstep_calls},
 }
 
 # The page settings each page's exercises read (widget keys in st.session_state).

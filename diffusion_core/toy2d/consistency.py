@@ -4,7 +4,7 @@ On the rectified-flow path x_t = (1 - t) x_0 + t x_1 (t = 0 data, t = 1 noise; S
 x_0 + t z with the data at t = eps, so their boundary is f(x, eps) = x, ours f(x, 0) = x):
 
 - the consistency function maps every point of one ODE path to the path's data end: f(x_t, t) = x_0 for all t;
-- the boundary condition is built in (Song et al. 2023, eq. 5): f(x, t) = c_skip(t) x + c_out(t) F_theta(x, t)
+- the boundary condition is built in (Song et al. 2023, sec. 3): f(x, t) = c_skip(t) x + c_out(t) F_theta(x, t)
   with c_skip(0) = 1 and c_out(0) = 0, so f(x, 0) = x exactly whatever F_theta is. c_skip and c_out are chosen as
   in Karras et al. (2022, app. B.6) for unit-variance targets, here on our path with data variance sigma_d^2:
   c_skip = (1 - t) sigma_d^2 / r^2, c_out = t sigma_d / r, r^2 = (1 - t)^2 sigma_d^2 + t^2;
@@ -52,13 +52,13 @@ class ConsistencyMLP(nn.Module):
 
 @dataclass(frozen=True)
 class ConsistencyConfig:
-    """How consistency distillation trains (Song et al. 2023, alg. 2 and table 3)."""
+    """How consistency distillation trains (Song et al. 2023, alg. 2; mu as they chose it for CIFAR-10)."""
 
     steps: int = 2000  # optimiser steps
     batch: int = 256  # points per step
     lr: float = 2e-3  # Adam's learning rate, constant (as in Song et al.)
-    intervals: int = 18  # N: the time grid t_n = n / N (CIFAR-10's N = 18 in Song et al., table 3)
-    mu: float = 0.95  # EMA rate of the target network theta- (Song et al., table 3)
+    intervals: int = 18  # N: the time grid t_n = n / N (Song et al. took N = 18 for CIFAR-10)
+    mu: float = 0.95  # EMA rate of the target network theta- (0.95, as Song et al. for CIFAR-10)
     ema: float = 0.995  # EMA of the weights kept for sampling
     solver: FlowMethod = "heun"  # the teacher's one-step ODE solver Phi (Heun, as Song et al.)
     seed: int = 0

@@ -8,7 +8,7 @@ the other way (their X_0 is the noise, X_1 the data): here x_1 is the noise end,
   those pairs (eq. 1 with the new coupling). Its paths are straighter, so few Euler steps follow them.
 - Straightness (def. 3.1): S(Z) = int_0^1 E || (Z_1 - Z_0) - dZ_t/dt ||^2 dt, along the flow's own paths Z
   (in our direction dZ_t/dt = u(Z_t, t) and Z_1 - Z_0 is the noise end minus the data end). S = 0 exactly when
-  every path is a straight line run at constant speed; then one Euler step is exact (thm 3.7's motivation).
+  every path is a straight line run at constant speed; then one Euler step is exact.
 """
 
 from __future__ import annotations

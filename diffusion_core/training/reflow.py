@@ -12,7 +12,7 @@ those pairs and few Euler steps follow them. The student (models/reflow.py) star
 Times: a mixture. With probability ``--p-one`` t = 1, where the loss is the one-step regression
 x_0 = x_1 - u(x_1, 1) of Liu et al.'s distillation (sec. 2.3, "k-step distillation" with k = 1); with
 ``--p-half`` t = 1/2, the second call of a 2-step sampler; otherwise t ~ U(0, 1) as in eq. 1. Concentrating
-t where the sampler will look is the lever of Lee et al. (2024, sec. 4: a U-shaped time distribution).
+t where the sampler will look is the lever of Lee et al. (2024), who sample t from a U-shaped density.
 
 The house habits of training/denoiser.py: AdamW, an EMA of the weights, a fixed seed, gradient clipping, a
 checkpoint (safetensors) every few minutes and ``--resume`` that continues exactly. The learning rate is

@@ -59,7 +59,7 @@ def test_pairs_are_ode_solutions():
 
 
 def test_reflow_learns_a_straight_coupling_for_one_step():
-    """The rectified flow of a straight coupling is straight (Liu et al. 2023, thm 3.6): one Euler step of the
+    """The rectified flow of a straight coupling is that coupling again (Liu et al. 2023, sec. 3): one Euler step of the
     trained 2-rectified flow lands near each pair's partner, which one step of the curved teacher does not."""
     x1 = torch.randn(2000, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     trained = train_reflow_mlp(Pairs(x1=x1, x0=gaussian_map(x1)), config=FlowTrainConfig(steps=400, seed=0))
