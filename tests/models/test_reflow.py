@@ -54,7 +54,7 @@ def test_teacher_time_has_the_teachers_snr():
     for k in (1, 10, 500, 999):
         lam = float(torch.log(schedule.alpha_bars[k] / (1 - schedule.alpha_bars[k])))
         t = 1 / (1 + math.exp(lam / 2))  # solves 2 log((1 - t) / t) = lam
-        assert float(teacher_time(torch.tensor([t]), schedule)) == pytest.approx(k, abs=1e-6)
+        assert float(teacher_time(torch.tensor([t], dtype=torch.float64), schedule)) == pytest.approx(k, abs=1e-6)
     assert float(teacher_time(torch.tensor([1.0]), schedule)) == 1000
 
 

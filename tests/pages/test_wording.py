@@ -123,6 +123,7 @@ PAGES = [
     ("pages/7_Reverse_process.py", {}),
     ("pages/8_How_many_steps.py", {}),
     ("pages/9_Playground_2D.py", {}),
+    ("pages/12_Few_steps.py", {}),
 ]
 
 
