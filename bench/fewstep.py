@@ -136,6 +136,14 @@ def table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def shown(path: Path) -> str:
+    """A path as the repository names it (pretrained/reflow.safetensors), or as given when outside it."""
+    try:
+        return str(path.resolve().relative_to(PRETRAINED_DIR.parent))
+    except ValueError:
+        return str(path)
+
+
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.is_file() else "missing"
 
@@ -156,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     config = json.loads((args.student / "reflow.json").read_text())
     meta = {"machine": describe_hardware("cpu", args.threads), "threads": args.threads, "seed": args.seed,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "student": f"{args.student / STUDENT_WEIGHTS} (sha256 {sha(args.student / STUDENT_WEIGHTS)})",
+            "student": f"{shown(args.student / STUDENT_WEIGHTS)} (sha256 {sha(args.student / STUDENT_WEIGHTS)})",
             "pairs": config["pairs"], "training": config.get("training", {}), "student_guidance": config["guidance"],
             "seconds_16": f"CPU time of the process, {args.threads} thread(s), median of 3 after a warm-up",
             "calls": "network calls = sequential evaluations of the network; a guided teacher call batches its "

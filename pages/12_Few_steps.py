@@ -39,15 +39,16 @@ meter = lab.meter
 
 st.subheader(tr("fewstep.pairs_header"))
 st.markdown(tr("fewstep.pairs_intro", steps=fs.TEACHER_STEPS))
-st.latex(r"x_1 \sim \mathcal{N}(0, I),\qquad x_0 = \mathrm{ODE}_u(x_1):\ "
-         r"\frac{dx}{dt} = u(x, t)\ \text{from } t = 1 \text{ to } t = 0")
+st.latex(r"\begin{gathered}x_1 \sim \mathcal{N}(0, I),\quad x_0 = \mathrm{ODE}_u(x_1):\\ "
+         r"\frac{dx}{dt} = u(x, t)\ \text{from } t = 1 \text{ to } t = 0\end{gathered}")
 
 st.subheader(tr("fewstep.reflow_header"))
 st.markdown(tr("fewstep.reflow_intro"))
-st.latex(r"\min_\theta\ \mathbb{E}_{(x_0, x_1),\,t}\left\|(x_1 - x_0) - u_\theta(x_t, t)\right\|^2,\quad "
-         r"x_t = (1-t)\,x_0 + t\,x_1,\quad t \sim \mathcal{U}(0, 1)")
+st.latex(r"\begin{gathered}\min_\theta\ \mathbb{E}_{(x_0, x_1),\,t}\left\|(x_1 - x_0) - u_\theta(x_t, t)\right\|^2,\\ "
+         r"x_t = (1-t)\,x_0 + t\,x_1,\quad t \sim \mathcal{U}(0, 1)\end{gathered}")
 st.markdown(tr("fewstep.straightness_intro"))
-st.latex(r"S = \int_0^1 \mathbb{E}\left\|(Z_1 - Z_0) - \dot Z_t\right\|^2 dt,\qquad \dot Z_t = u(Z_t, t)")
+st.latex(r"\begin{gathered}S = \int_0^1 \mathbb{E}\left\|(Z_1 - Z_0) - \dot Z_t\right\|^2 dt,\\ "
+         r"\dot Z_t = u(Z_t, t)\end{gathered}")
 cols = st.columns(2)
 for col, which in zip(cols, ("teacher", "reflow")):
     col.plotly_chart(lab2d.paths_figure(tr, lab, which), key=f"fewstep_paths_{which}")
@@ -59,12 +60,13 @@ st.caption(tr("fewstep.straightness_note"))
 
 st.subheader(tr("fewstep.consistency_header"))
 st.markdown(tr("fewstep.consistency_intro"))
-st.latex(r"f_\theta(x, t) = c_\text{skip}(t)\,x + c_\text{out}(t)\,F_\theta(x, t),\quad "
+st.latex(r"\begin{gathered}f_\theta(x, t) = c_\text{skip}(t)\,x + c_\text{out}(t)\,F_\theta(x, t),\\ "
          r"c_\text{skip} = \frac{(1-t)\,\sigma_d^2}{(1-t)^2\sigma_d^2 + t^2},\quad "
-         r"c_\text{out} = \frac{t\,\sigma_d}{\sqrt{(1-t)^2\sigma_d^2 + t^2}}")
+         r"c_\text{out} = \frac{t\,\sigma_d}{\sqrt{(1-t)^2\sigma_d^2 + t^2}}\end{gathered}")
 st.markdown(tr("fewstep.consistency_loss", n=fs.CONSISTENCY_TRAINING.intervals, mu=fs.CONSISTENCY_TRAINING.mu))
-st.latex(r"\min_\theta\ \mathbb{E}\left\|f_\theta(x_{t_{n+1}}, t_{n+1}) - f_{\theta^-}(\hat x_{t_n}, t_n)\right\|^2,"
-         r"\quad \hat x_{t_n} = \Phi_\text{Heun}(x_{t_{n+1}};\,t_{n+1} \to t_n)")
+st.latex(r"\begin{gathered}\min_\theta\ \mathbb{E}\left\|f_\theta(x_{t_{n+1}}, t_{n+1}) - "
+         r"f_{\theta^-}(\hat x_{t_n}, t_n)\right\|^2,\\ "
+         r"\hat x_{t_n} = \Phi_\text{Heun}(x_{t_{n+1}};\,t_{n+1} \to t_n)\end{gathered}")
 st.markdown(tr("fewstep.consistency_sampling"))
 c1, c2 = st.columns(2)
 c1.metric(tr("fewstep.metric_train_consistency"), f"{lab.consistency.seconds:.1f} s")
@@ -72,7 +74,8 @@ c2.metric(tr("fewstep.metric_loss_consistency"), charts.fmt(lab.consistency.loss
 
 st.subheader(tr("fewstep.meter_header"))
 st.markdown(tr("fewstep.meter_intro", n=fs.N_EVAL, steps=fs.TEACHER_STEPS))
-st.latex(r"D_E(P, Q) = 2\,\mathbb{E}\|X - Y\| - \mathbb{E}\|X - X'\| - \mathbb{E}\|Y - Y'\|")
+st.latex(r"\begin{aligned}D_E(P, Q) &= 2\,\mathbb{E}\|X - Y\|\\ &\quad - \mathbb{E}\|X - X'\| - "
+         r"\mathbb{E}\|Y - Y'\|\end{aligned}")
 st.plotly_chart(lab2d.meter_figure(tr, meter), key="fewstep_meter")
 ref = meter.distances["teacher", fs.TEACHER_STEPS]
 g1, g2 = st.columns(2)
@@ -87,7 +90,7 @@ def clouds_view() -> None:
     """The samples of the three methods at the chosen number of calls; only this block reruns."""
     st.session_state.setdefault(K_CLOUD_K, fs.FEW_STEPS[0])
     k = st.segmented_control(tr("fewstep.cloud_k_label"), fs.FEW_STEPS, key=K_CLOUD_K,
-                             format_func=lambda c: tr("fewstep.calls", k=c))
+                             format_func=lambda c: lab2d.calls_text(tr, c))
     k = k or fs.FEW_STEPS[0]
     cols = st.columns(3)
     for col, method in zip(cols, ("teacher", "reflow", "consistency")):
@@ -117,8 +120,9 @@ st.markdown(tr("fewstep.student_intro", pairs=meta["pairs"]["count"], pair_calls
                minutes=f"{meta['training'].get('seconds', 0) / 60:.0f}"))
 st.code('from diffusion_core import generate, load_denoiser\n\nmodel = load_denoiser(name="reflow")\n'
         'digits = generate(model, [3, 1, 4, 1, 5], steps=2)   # two network calls', language="python")
-st.latex(r"u_\theta(x_t, t) = (\sigma - \alpha)\,\frac{x_t}{r} + (\alpha + \sigma)\,F_\theta\!\left(\frac{x_t}{r}, "
-         r"\tau(t), y\right),\quad r = \sqrt{(1-t)^2 + t^2},\ \alpha = \frac{1-t}{r},\ \sigma = \frac{t}{r}")
+st.latex(r"\begin{gathered}u_\theta(x_t, t) = (\sigma - \alpha)\,\frac{x_t}{r} + (\alpha + \sigma)\,"
+         r"F_\theta\!\left(\frac{x_t}{r}, \tau(t), y\right),\\ "
+         r"r = \sqrt{(1-t)^2 + t^2},\quad \alpha = \frac{1-t}{r},\quad \sigma = \frac{t}{r}\end{gathered}")
 st.markdown(tr("fewstep.student_param"))
 
 st.subheader(tr("fewstep.side_header"))

@@ -31,9 +31,9 @@ TEACHER_STEPS = 100  # the teacher's own Euler steps: its pairs and the referenc
 N_POINTS = 500  # training points of the data set (the playground's default)
 N_PAIRS = 2000  # reflow pairs
 N_EVAL = 2000  # samples per sampler on the meter, and fresh data points to compare with
-TEACHER_TRAINING = FlowTrainConfig(steps=1500)
-REFLOW_TRAINING = FlowTrainConfig(steps=1500)
-CONSISTENCY_TRAINING = ConsistencyConfig(steps=1500, intervals=8, lr=5e-3)
+TEACHER_TRAINING = FlowTrainConfig(steps=1000)
+REFLOW_TRAINING = FlowTrainConfig(steps=1000)
+CONSISTENCY_TRAINING = ConsistencyConfig(steps=1000, intervals=8, lr=5e-3)
 Progress = Callable[[int, int, float], None]
 
 

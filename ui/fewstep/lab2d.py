@@ -95,16 +95,33 @@ def meter_noise(seed: int) -> torch.Tensor:
     return torch.randn(fs.N_EVAL, 2, generator=torch.Generator().manual_seed(seed + 2), dtype=torch.float64)[:N_PATHS]
 
 
+def calls_text(tr: Translator, k: int) -> str:
+    """"1 call", "2 calls" (one form in Vietnamese)."""
+    return tr("fewstep.calls_one") if k == 1 else tr("fewstep.calls", k=k)
+
+
 def axis_titles(tr: Translator) -> dict[str, str]:
     return {"x_title": tr("fewstep.x_axis"), "y_title": tr("fewstep.y_axis")}
 
 
-def paths_figure(tr: Translator, lab: Lab, which: str) -> go.Figure:
-    """The flow's paths from the noise points (x) to their ends (dots), over the training points."""
-    name = tr(f"fewstep.paths_{which}")
-    return pg.paths_figure(lab.teacher.data.numpy(), {name: lab.paths[which]}, {name: METHOD_COLORS[which]},
-                           title=tr(f"fewstep.paths_title_{which}", s=f"{lab.meter.straightness[which]:.3f}"),
-                           data_name=tr("fewstep.data_name"), start_name=tr("fewstep.start_name"), **axis_titles(tr))
+def paths_figure(tr: Translator, lab: Lab, which: str, height: int = 420) -> go.Figure:
+    """The flow's paths from the noise points (crosses) to their ends (dots), over the training points."""
+    p = lab.paths[which]  # [steps + 1, n, 2], x_1 first
+    gap = np.full((1, p.shape[1], 2), np.nan)
+    line = np.concatenate([p, gap]).transpose(1, 0, 2).reshape(-1, 2)  # every path, then a gap
+    data, color = lab.teacher.data.numpy(), METHOD_COLORS[which]
+    traces = [
+        go.Scatter(x=data[:, 0], y=data[:, 1], mode="markers", name=tr("fewstep.data_name"),
+                   marker=dict(size=3, color=pg.COLORS["data"]), hoverinfo="skip"),
+        go.Scatter(x=line[:, 0], y=line[:, 1], mode="lines", name=tr(f"fewstep.paths_{which}"),
+                   line=dict(color=color, width=2), hoverinfo="skip"),
+        go.Scatter(x=p[-1, :, 0], y=p[-1, :, 1], mode="markers", showlegend=False, hoverinfo="skip",
+                   marker=dict(size=7, color=color)),
+        go.Scatter(x=p[0, :, 0], y=p[0, :, 1], mode="markers", name=tr("fewstep.start_name"),
+                   marker=dict(size=8, color="black", symbol="x")),
+    ]
+    title = tr(f"fewstep.paths_title_{which}", s=f"{lab.meter.straightness[which]:.3f}")
+    return go.Figure(data=traces, layout=pg._square_layout(**axis_titles(tr), title=title, height=height))
 
 
 def meter_figure(tr: Translator, meter: fs.Meter, height: int = 360) -> go.Figure:
@@ -132,7 +149,7 @@ def meter_figure(tr: Translator, meter: fs.Meter, height: int = 360) -> go.Figur
 def clouds_figure(tr: Translator, lab: Lab, method: str, k: int, shown: int = 600) -> go.Figure:
     """The samples of one method at k calls over the fresh data points."""
     points = lab.meter.samples[method, k][:shown].numpy()
-    title = tr("fewstep.cloud_title", method=tr(f"fewstep.method_{method}"), k=k,
+    title = tr("fewstep.cloud_title", method=tr(f"fewstep.method_{method}"), calls=calls_text(tr, k),
                d=f"{lab.meter.distances[method, k]:.4f}")
     return pg.samples_figure(lab.meter.fresh[:shown].numpy(), {tr("fewstep.samples_name"): (points, METHOD_COLORS[method])},
                              title=title, data_name=tr("fewstep.fresh_name"), height=360, **axis_titles(tr))
