@@ -2,6 +2,7 @@
 
     python -m bench.fewstep                       # -> pretrained/fewstep_sweep.json + a Markdown table
     python -m bench.fewstep --samples 200 --out /tmp/check.json --student runs/reflow/student
+    python -m bench.fewstep --retime               # only the times again, for the rows in the file
 
 Every row draws ``--samples`` class-conditional digits (0, 1, ..., 9, 0, ...) from the same x_T as
 bench/sweep.py (one generator per batch of 250, seeded with (seed, batch)), judged by the shipped classifier:
@@ -59,6 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--retime", action="store_true", help="only measure seconds_16 again for the rows in --out")
     return p.parse_args(argv)
 
 
@@ -81,13 +83,32 @@ def draw(model, labels: list[int], kwargs: dict, seed: int) -> torch.Tensor:
     return torch.cat(out)
 
 
+def seconds_16(model, kwargs: dict, args: argparse.Namespace):
+    """CPU and wall time of 16 digits, median of 3 after a warm-up."""
+    return timed(lambda: generate(model, digits(16), generator=torch.Generator().manual_seed(args.seed), **kwargs), 3)
+
+
+def retime(args: argparse.Namespace, student, teacher) -> None:
+    """seconds_16 again for every row of --out (e.g. on a quieter machine, or after a change of speed only)."""
+    result = json.loads(args.out.read_text())
+    kwargs = {(n, k): kw for n, k, kw in configurations(sorted({r["nfe"] for r in result["rows"]}), True)}
+    for row in result["rows"]:
+        timing = seconds_16(student if row["sampler"] == "reflow" else teacher, kwargs[row["sampler"], row["nfe"]], args)
+        row["seconds_16"], row["cpu_seconds_16"], row["wall_seconds_16"] = timing.cpu, timing.cpu, timing.wall
+        log(table([row])[-1])
+    result["meta"]["retimed"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    result["meta"]["timing_machine"] = describe_hardware("cpu", args.threads)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    emit(table(result["rows"]))
+
+
 def measure(name: str, model, k: int, kwargs: dict, classifier, ref, args: argparse.Namespace) -> dict:
     labels = digits(args.samples)
     x = draw(model, labels, kwargs, args.seed)
     out = embed(classifier, x)
     hits = int((out.predictions == np.array(labels)).sum())
     low, high = wilson_interval(hits, len(labels))
-    timing = timed(lambda: generate(model, digits(16), generator=torch.Generator().manual_seed(args.seed), **kwargs), 3)
+    timing = seconds_16(model, kwargs, args)
     student = name == "reflow"
     return {"sampler": name, "nfe": k, "spacing": "uniform t" if student else kwargs["spacing"],
             "n_samples": len(labels), "accuracy": class_accuracy(out.predictions, np.array(labels)),
@@ -153,6 +174,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     student = load_reflow("cpu", args.student)
     teacher = load_denoiser("cpu", args.teacher)
+    if args.retime:
+        retime(args, student, teacher)
+        return
     classifier = load_classifier(PRETRAINED_DIR, "cpu")
     ref = reference(classifier, argparse.Namespace(data=args.data, seed=args.seed),
                     Sizes(**{**FULL.__dict__}), args.samples)

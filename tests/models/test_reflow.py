@@ -58,6 +58,18 @@ def test_teacher_time_has_the_teachers_snr():
     assert float(teacher_time(torch.tensor([1.0]), schedule)) == 1000
 
 
+def test_one_time_for_all_rows_is_the_same_velocity_as_one_time_per_row():
+    """The sampler's shortcut (a kept teacher timestep when every row has the same t) changes nothing."""
+    torch.manual_seed(1)
+    net, schedule = UNet(TINY).eval(), make_schedule("cosine", 100)
+    x, y = torch.randn(3, 1, 28, 28), torch.tensor([1, 2, 3])
+    with torch.no_grad():
+        shared = student_velocity(net, x, torch.full((3,), 0.3, dtype=torch.float64), y, schedule)
+        per_row = student_velocity(net, x, torch.tensor([0.3, 0.3, 0.7], dtype=torch.float64), y, schedule)
+    torch.testing.assert_close(shared[:2], per_row[:2], rtol=0, atol=1e-6)
+    assert not torch.allclose(shared[2], per_row[2])
+
+
 @pytest.fixture
 def student():
     torch.manual_seed(0)

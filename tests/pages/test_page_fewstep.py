@@ -51,7 +51,8 @@ def test_defaults(lang):
     s_teacher = float(metrics[tr("fewstep.metric_s_teacher")])
     s_reflow = float(metrics[tr("fewstep.metric_s_reflow")])
     assert s_reflow < s_teacher  # even 60 steps of reflow straighten the teacher's paths
-    assert len(at.get("imgs")) >= 4 or len(at.get("image")) >= 4  # the four columns of digits
+    captions = [img.caption for el in at.get("image") for img in el.proto.imgs]
+    assert captions == [tr(f"fewstep.side_{c}") for c in ("teacher50", "dpm2", "student1", "student2")]
     data = json.loads(dg.FEWSTEP_PATH.read_text())
     goal = tr(f"fewstep.goal_two_calls_{'met' if data['goals']['two_calls']['met'] else 'missed'}",
               accuracy=f"{100 * data['goals']['two_calls']['measured_accuracy']:.1f}",

@@ -146,7 +146,7 @@ def meter_figure(tr: Translator, meter: fs.Meter, height: int = 360) -> go.Figur
     return go.Figure(data=data, layout=layout)
 
 
-def clouds_figure(tr: Translator, lab: Lab, method: str, k: int, shown: int = 600) -> go.Figure:
+def clouds_figure(tr: Translator, lab: Lab, method: str, k: int, shown: int = 400) -> go.Figure:
     """The samples of one method at k calls over the fresh data points."""
     points = lab.meter.samples[method, k][:shown].numpy()
     title = tr("fewstep.cloud_title", method=tr(f"fewstep.method_{method}"), calls=calls_text(tr, k),
