@@ -36,6 +36,7 @@ PAGES: list[tuple[str, str, str]] = [
     ("pages/9_Playground_2D.py", "playground", ":material/scatter_plot:"),
     ("pages/10_Flow_matching.py", "flow", ":material/air:"),
     ("pages/13_Latent_diffusion.py", "latent", ":material/compress:"),
+    ("pages/12_Few_steps.py", "fewstep", ":material/bolt:"),
 ]
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 DEFAULT_SEED = 0

@@ -49,6 +49,7 @@ from .forward_pages import (
 )
 from .flow_page import flow_convert, flow_other_convention, flow_vp_target, flow_weight
 from .latent_page import latent_compression, latent_cost, latent_scale
+from .fewstep_page import fewstep_boundary, fewstep_calls, fewstep_straightness
 from .reverse_pages import (
     bound_eps_weight,
     bound_kl_bits,
@@ -87,6 +88,7 @@ EXERCISES: dict[str, dict[str, Builder]] = {
     "flow": {"convert": flow_convert, "vp_target": flow_vp_target, "other_convention": flow_other_convention,
              "weight": flow_weight},
     "latent": {"compression": latent_compression, "scale": latent_scale, "cost": latent_cost},
+    "fewstep": {"straightness": fewstep_straightness, "boundary": fewstep_boundary, "calls": fewstep_calls},
 }
 
 # The page settings each page's exercises read (widget keys in st.session_state).

@@ -109,12 +109,19 @@ def _load_latent(device: torch.device, directory: str | Path | None = None) -> n
     return load_latent_pipeline(LATENT_DIR if directory is None else directory, device)
 
 
+def _load_reflow(device: torch.device, directory: str | Path | None = None) -> nn.Module:
+    from .reflow import load_reflow  # models/reflow builds on this module
+
+    return load_reflow(device) if directory is None else load_reflow(device, directory)
+
+
 # name -> loader(device, directory or None for its own folder). Each model samples with
 # ``samplers.generate(model, labels, steps=...)``: a model with a ``generate`` method of its own (the latent
 # pipeline) is sampled by it. Another model is added here the same way.
 DENOISERS: dict[str, Callable[[torch.device, str | Path | None], nn.Module]] = {
     "denoiser": load_pixel_denoiser,  # the shipped pixel-space network (pretrained/denoiser.*)
     "latent": _load_latent,  # latent diffusion: autoencoder + latent UNet (pretrained/latent/, models/latent.py)
+    "reflow": _load_reflow,  # the 2-rectified flow student of the pixel network (pretrained/reflow.*, models/reflow.py)
 }
 
 

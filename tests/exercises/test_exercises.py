@@ -124,12 +124,21 @@ def reference(ex: Exercise) -> list[float]:
         return [1 / sqrt(v["var"])]
     if key == ("latent", "cost"):  # two UNet passes per guided step (Ho & Salimans 2022), one decoder call per sample
         return [float(v["n"] * 2 * v["k"]), float(v["n"])]
+    if key == ("fewstep", "straightness"):  # two constant-velocity halves: S = 4 ||m - (x_0 + x_1) / 2||^2
+        return [4 * sum((v[f"m_{i}"] - (v[f"x0_{i}"] + v[f"x1_{i}"]) / 2) ** 2 for i in (1, 2))]
+    if key == ("fewstep", "boundary"):  # Karras et al. (2022)'s unit-variance coefficients on x_t = (1 - t) x_0 + t z
+        t, sd = v["t"], v["sigma_d"]
+        r2 = (1 - t) ** 2 * sd**2 + t**2
+        return [v["x"], (1 - t) * sd**2 / r2 * v["x"] + t * sd / sqrt(r2) * v["F"]]
+    if key == ("fewstep", "calls"):  # Heun: 2 per step but 1 on the step to t = 0; guidance: 2 passes per call
+        calls = 2 * v["k"] - 1 if v["sampler"] == "Heun" else v["k"]
+        return [float(calls), float(2 * calls)]
     raise AssertionError(f"no reference for {key}")
 
 
 def test_every_exercise_has_a_reference_and_every_page_two_exercises():
     assert set(EXERCISES) == {"gaussian", "forward_chain", "closed_form", "your_image", "posterior", "bound",
-                              "reverse", "steps", "playground", "flow", "latent"}
+                              "reverse", "steps", "playground", "flow", "latent", "fewstep"}
     assert all(2 <= len(kinds) <= 4 for kinds in EXERCISES.values())
     for page, kind in PAIRS:
         assert len(reference(make_exercise(page, kind, 0))) == len(make_exercise(page, kind, 0).parts)

@@ -125,6 +125,7 @@ PAGES = [
     ("pages/9_Playground_2D.py", {}),
     ("pages/10_Flow_matching.py", dict(flow_steps=300, flow_width=32)),
     ("pages/13_Latent_diffusion.py", dict(latent_2d_steps=50, latent_steps=50)),
+    ("pages/12_Few_steps.py", {}),
 ]
 
 
