@@ -5,6 +5,7 @@ Never pickle: a weights file is data, not code. Every failure names the file.
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -110,8 +111,8 @@ def _load_latent(device: torch.device, directory: str | Path | None = None) -> n
 
 
 def _load_reflow(device: torch.device, directory: str | Path | None = None) -> nn.Module:
-    from .reflow import load_reflow  # models/reflow builds on this module
-
+    # models/reflow builds on this module (the teacher's config and files), so it is imported only when asked for
+    load_reflow = importlib.import_module(".reflow", __package__).load_reflow
     return load_reflow(device) if directory is None else load_reflow(device, directory)
 
 
