@@ -101,19 +101,19 @@ def integrate_flow(velocity_fn: VelocityFn, x: Tensor, times: Tensor, *, method:
     return x
 
 
-def velocity_fn_from_eps(eps_fn: EpsFn, schedule: Schedule, path: GaussianPath) -> VelocityFn:
-    """The eps network of a discrete ``schedule`` as a velocity field on another ``path``.
+def eps_fn_on_path(eps_fn: EpsFn, schedule: Schedule, path: GaussianPath) -> VelocityFn:
+    """The eps network of a discrete ``schedule`` as a noise predictor in the time of another ``path``.
 
     At time t of the path, find the schedule's (fractional) timestep tau with the same log SNR
     (``from_schedule(schedule)``, exact at the integers); x_t of the path and x_tau of the schedule then
     differ only by a scale, x_tau = x_t alpha_schedule(tau) / alpha_path(t), and hold the same noise eps
-    (Kingma et al. 2021, sec. 4: the models are equivalent at equal SNR). So eps_hat = eps_fn(x_tau, tau),
-    and the velocity is ``convert(eps_hat, eps -> velocity)`` on the path. tau is passed as a LongTensor when
-    every row is within 1e-6 of an integer (as on the grids of DDIM), else as float64 (a UNet's sinusoidal
-    embedding takes any t). Undefined at t = 0 and where the path's alpha is 0."""
+    (Kingma et al. 2021, sec. 4: the models are equivalent at equal SNR). So eps_hat(x_t, t) = eps_fn(x_tau, tau).
+    tau is passed as a LongTensor when every row is within 1e-6 of an integer (as on the grids of DDIM), else as
+    float64 (a UNet's sinusoidal embedding takes any t); below tau = 1 it is clamped to 1. Undefined at t = 0 and
+    where the path's alpha is 0. Differentiable in x_t (the ODE likelihood takes the divergence through it)."""
     discrete = from_schedule(schedule)
 
-    def velocity_fn(x_t: Tensor, t: Tensor) -> Tensor:
+    def path_eps_fn(x_t: Tensor, t: Tensor) -> Tensor:
         t = torch.as_tensor(t, dtype=torch.float64).reshape(-1).expand(x_t.shape[0])
         t_schedule = discrete.t_at_log_snr(path.log_snr(t))
         tau = schedule.T * t_schedule
@@ -125,7 +125,19 @@ def velocity_fn_from_eps(eps_fn: EpsFn, schedule: Schedule, path: GaussianPath) 
         on_grid = schedule.sqrt_alpha_bars[rounded.long().clamp(1, schedule.T)]
         alpha_schedule = torch.where(near, on_grid, discrete.alpha(tau / schedule.T))
         scale = expand(alpha_schedule / path.alpha(t), x_t)
-        eps_hat = eps_fn(x_t * scale, tau.long() if bool(near.all()) else tau)
-        return convert(eps_hat, source="eps", target="velocity", x_t=x_t, t=t, path=path)
+        return eps_fn(x_t * scale, tau.long() if bool(near.all()) else tau)
+
+    return path_eps_fn
+
+
+def velocity_fn_from_eps(eps_fn: EpsFn, schedule: Schedule, path: GaussianPath) -> VelocityFn:
+    """The eps network of a discrete ``schedule`` as a velocity field on another ``path``: eps_hat at equal SNR
+    (``eps_fn_on_path``), then ``convert(eps_hat, eps -> velocity)`` on the path. Undefined at t = 0 and where
+    the path's alpha is 0."""
+    eps_on_path = eps_fn_on_path(eps_fn, schedule, path)
+
+    def velocity_fn(x_t: Tensor, t: Tensor) -> Tensor:
+        t = torch.as_tensor(t, dtype=torch.float64).reshape(-1).expand(x_t.shape[0])
+        return convert(eps_on_path(x_t, t), source="eps", target="velocity", x_t=x_t, t=t, path=path)
 
     return velocity_fn
