@@ -10,6 +10,7 @@ from torch import Tensor
 from ..process.forward import check_timesteps
 from ..process.schedules import Schedule
 from ..samplers import EpsFn
+from .density import posterior_mean
 
 _CHUNK_ELEMENTS = 2**20  # query-data pairs per chunk of optimal_x0: 8 MB per float64 [rows, M] matrix
 
@@ -24,25 +25,16 @@ def optimal_x0(x_t: Tensor, t: int | Tensor, data: Tensor, schedule: Schedule) -
     """E[x_0 | x_t] when x_0 is uniform over the rows of ``data`` [M, 2]: the exact denoiser [N, 2].
 
     By Bayes with q(x_t | x_0 = x_i) = N(sqrt(abar_t) x_i, (1 - abar_t) I) (Ho et al. 2020, eq. 4):
-    E[x_0 | x_t] = sum_i w_i x_i,  w = softmax_i(-||x_t - sqrt(abar_t) x_i||^2 / (2 (1 - abar_t))).
-    The softmax subtracts its largest logit (log-sum-exp) in float64, in chunks of queries so that memory
-    stays bounded (a few tens of MB) for any N and M up to MAX_POINTS. Returns x_t's dtype."""
+    E[x_0 | x_t] = sum_i w_i x_i,  w = softmax_i(-||x_t - sqrt(abar_t) x_i||^2 / (2 (1 - abar_t))):
+    ``density.posterior_mean`` with alpha = sqrt(abar_t), sigma = sqrt(1 - abar_t) (the continuous-time denoiser
+    at the schedule's times). The softmax subtracts its largest logit in float64, in chunks of queries so that
+    memory stays bounded (a few tens of MB) for any N and M up to MAX_POINTS. Returns x_t's dtype."""
     n = x_t.shape[0]
     if x_t.ndim != 2 or x_t.shape[1] != 2 or data.ndim != 2 or data.shape[1] != 2 or len(data) == 0:
         raise ValueError(f"need x_t [N, 2] and data [M, 2] with M >= 1, got {tuple(x_t.shape)} and {tuple(data.shape)}")
     abar = _alpha_bar(t, schedule, n)
-    x = x_t.detach().double().cpu()
-    d = data.detach().double().cpu()
-    # ||x_t - s x_i||^2 = ||x_t||^2 - 2 s <x_t, x_i> + s^2 ||x_i||^2 (s = sqrt(abar_t)); the first term is the
-    # same for every i and cancels in the softmax, so one matrix product gives the logits.
-    half_sq = 0.5 * (d**2).sum(1)  # [M]
-    out = torch.empty_like(x)
-    rows = max(1, _CHUNK_ELEMENTS // len(d))
-    for i in range(0, n, rows):
-        a = abar[i:i + rows]  # [r, 1]
-        s = a.sqrt()
-        logits = (s * (x[i:i + rows] @ d.T) - a * half_sq) / (1 - a)  # [r, M]
-        out[i:i + rows] = torch.softmax(logits, dim=1) @ d
+    out = posterior_mean(x_t.detach().cpu(), abar.sqrt(), (1 - abar).sqrt(), data.detach().cpu(),
+                         chunk_elements=_CHUNK_ELEMENTS)
     return out.to(x_t.dtype).to(x_t.device)
 
 
