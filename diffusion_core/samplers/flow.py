@@ -110,7 +110,7 @@ def eps_fn_on_path(eps_fn: EpsFn, schedule: Schedule, path: GaussianPath) -> Vel
     (Kingma et al. 2021, sec. 5.1: the models are equivalent at equal SNR), so eps_hat = eps_fn(x_tau, tau).
     tau is passed as a LongTensor when every row is within 1e-6 of an integer (as on the grids of DDIM), else
     as float64 (a UNet's sinusoidal embedding takes any t). Undefined at t = 0 and where the path's alpha is 0.
-    Differentiable in x_t (the ODE likelihood takes the divergence through it).""""""
+    Differentiable in x_t (the ODE likelihood takes the divergence through it)."""
     discrete = from_schedule(schedule)
 
     def on_path(x_t: Tensor, t: Tensor) -> Tensor:
