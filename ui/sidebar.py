@@ -34,6 +34,7 @@ PAGES: list[tuple[str, str, str]] = [
     ("pages/7_Reverse_process.py", "reverse", ":material/auto_awesome:"),
     ("pages/8_How_many_steps.py", "steps", ":material/speed:"),
     ("pages/9_Playground_2D.py", "playground", ":material/scatter_plot:"),
+    ("pages/10_Flow_matching.py", "flow", ":material/air:"),
     ("pages/12_Few_steps.py", "fewstep", ":material/bolt:"),
 ]
 DEVICE_CHOICES = ("auto", "cpu", "cuda")

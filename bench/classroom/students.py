@@ -35,7 +35,10 @@ SLIDERS = {
 PAGES = tuple(SLIDERS)  # the class drags the sliders of pages 1-4
 # The lesson pages after them: the student alone can step their t slider too (--pages).
 SLIDERS |= {"Posterior": [("posterior_t", ANY_IMAGE)], "Bound": [("bound_t", ANY_IMAGE)],
-            "Playground_2D": [("playground_t_1000", ".st-key-playground_field_exact")]}
+            "Playground_2D": [("playground_t_1000", ".st-key-playground_field_exact")],
+            "Flow_matching": [("flow_t_path", ".st-key-flow_path_pictures"), ("flow_t_faces", ".st-key-flow_face_pictures"),
+                              ("flow_t_field", ".st-key-flow_field_exact"), ("flow_n_steps", ".st-key-flow_samples_flow"),
+                              ("flow_coin_steps", ".st-key-flow_coin_pictures")]}
 
 # In the page: the time of the last key press, and of every change inside the watched picture after it.
 OBSERVE = """() => {

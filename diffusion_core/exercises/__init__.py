@@ -47,6 +47,7 @@ from .forward_pages import (
     your_image_correlation,
     your_image_pixel,
 )
+from .flow_page import flow_convert, flow_other_convention, flow_vp_target, flow_weight
 from .fewstep_page import fewstep_boundary, fewstep_calls, fewstep_straightness
 from .reverse_pages import (
     bound_eps_weight,
@@ -83,6 +84,8 @@ EXERCISES: dict[str, dict[str, Builder]] = {
     "reverse": {"x0_hat": reverse_x0_hat, "ddpm_mean": reverse_ddpm_mean, "ddim_step": reverse_ddim_step},
     "steps": {"timesteps": steps_timesteps, "lambda_step": steps_lambda_step},
     "playground": {"score": playground_score, "two_points": playground_two_points},
+    "flow": {"convert": flow_convert, "vp_target": flow_vp_target, "other_convention": flow_other_convention,
+             "weight": flow_weight},
     "fewstep": {"straightness": fewstep_straightness, "boundary": fewstep_boundary, "calls": fewstep_calls},
 }
 

@@ -135,7 +135,7 @@ class UNet(nn.Module):
     def forward(self, x: Tensor, t: Tensor, labels: Tensor) -> Tensor:
         cfg = self.config
         class_index = torch.where(labels < 0, torch.full_like(labels, cfg.num_classes), labels)
-        emb = self.time_mlp(timestep_embedding(t, cfg.emb_dim)) + self.class_emb(class_index)
+        emb = self.time_mlp(timestep_embedding(t, cfg.emb_dim).to(x.dtype)) + self.class_emb(class_index)
         mods = iter(self.modulation(emb).split(self.mod_sizes, dim=1))
 
         h = self.stem(F.pixel_unshuffle(x, 2))  # 28x28x1 -> 14x14x4 -> 14x14xc1

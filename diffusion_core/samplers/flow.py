@@ -6,7 +6,7 @@ velocity of a network is not asked at the data itself). Heun with N steps costs 
 
 Any ``velocity_fn(x_t, t)`` fits: the exact 2-D velocity, a flow-matching MLP, or an eps network of a
 discrete schedule seen on another path (``velocity_fn_from_eps``, the change of variables at equal SNR:
-Kingma et al. 2021, sec. 4; Gao et al. 2025). On the rectified-flow path an Euler step is exactly a DDIM
+Kingma et al. 2021, sec. 5.1; Gao et al. 2025). On the rectified-flow path an Euler step is exactly a DDIM
 step: x_t = (1 - t) x0_hat + t eps_hat, and x_t + (t' - t)(eps_hat - x0_hat) = (1 - t') x0_hat + t' eps_hat,
 the DDIM update (Song et al. 2021, eq. 12, eta = 0) with the same x0_hat and eps_hat.
 """
@@ -101,19 +101,18 @@ def integrate_flow(velocity_fn: VelocityFn, x: Tensor, times: Tensor, *, method:
     return x
 
 
-def velocity_fn_from_eps(eps_fn: EpsFn, schedule: Schedule, path: GaussianPath) -> VelocityFn:
-    """The eps network of a discrete ``schedule`` as a velocity field on another ``path``.
+def eps_fn_on_path(eps_fn: EpsFn, schedule: Schedule, path: GaussianPath) -> VelocityFn:
+    """The eps network of a discrete ``schedule`` asked at (x_t, t) of another ``path``: eps_hat(x_t, t).
 
     At time t of the path, find the schedule's (fractional) timestep tau with the same log SNR
     (``from_schedule(schedule)``, exact at the integers); x_t of the path and x_tau of the schedule then
     differ only by a scale, x_tau = x_t alpha_schedule(tau) / alpha_path(t), and hold the same noise eps
-    (Kingma et al. 2021, sec. 4: the models are equivalent at equal SNR). So eps_hat = eps_fn(x_tau, tau),
-    and the velocity is ``convert(eps_hat, eps -> velocity)`` on the path. tau is passed as a LongTensor when
-    every row is within 1e-6 of an integer (as on the grids of DDIM), else as float64 (a UNet's sinusoidal
-    embedding takes any t). Undefined at t = 0 and where the path's alpha is 0."""
+    (Kingma et al. 2021, sec. 5.1: the models are equivalent at equal SNR), so eps_hat = eps_fn(x_tau, tau).
+    tau is passed as a LongTensor when every row is within 1e-6 of an integer (as on the grids of DDIM), else
+    as float64 (a UNet's sinusoidal embedding takes any t). Undefined at t = 0 and where the path's alpha is 0."""
     discrete = from_schedule(schedule)
 
-    def velocity_fn(x_t: Tensor, t: Tensor) -> Tensor:
+    def on_path(x_t: Tensor, t: Tensor) -> Tensor:
         t = torch.as_tensor(t, dtype=torch.float64).reshape(-1).expand(x_t.shape[0])
         t_schedule = discrete.t_at_log_snr(path.log_snr(t))
         tau = schedule.T * t_schedule
@@ -125,7 +124,29 @@ def velocity_fn_from_eps(eps_fn: EpsFn, schedule: Schedule, path: GaussianPath) 
         on_grid = schedule.sqrt_alpha_bars[rounded.long().clamp(1, schedule.T)]
         alpha_schedule = torch.where(near, on_grid, discrete.alpha(tau / schedule.T))
         scale = expand(alpha_schedule / path.alpha(t), x_t)
-        eps_hat = eps_fn(x_t * scale, tau.long() if bool(near.all()) else tau)
-        return convert(eps_hat, source="eps", target="velocity", x_t=x_t, t=t, path=path)
+        return eps_fn(x_t * scale, tau.long() if bool(near.all()) else tau)
+
+    return on_path
+
+
+def velocity_fn_from_eps(eps_fn: EpsFn, schedule: Schedule, path: GaussianPath, *, clip: bool = False) -> VelocityFn:
+    """The eps network of a discrete ``schedule`` as a velocity field on another ``path``: eps_hat from
+    ``eps_fn_on_path`` (the change of variables at equal SNR), and the velocity ``convert(eps_hat, eps ->
+    velocity)`` on the path, alpha' x0_hat + sigma' eps_hat. Undefined at t = 0 and where the path's alpha is 0.
+
+    ``clip`` clips x0_hat to [-1, 1] and takes eps from it (eq. 4 solved for eps), as the samplers' ``clip`` does
+    (``coefficients.x0_and_eps``): the velocity of the clipped prediction, alpha' clip(x0_hat) + sigma' eps, so
+    that Euler on the rectified flow retraces DDIM with clip=True. Without it, near t = 1 the velocity holds
+    x0_hat = (x_t - sigma eps_hat) / alpha with alpha = 4.9e-5 at the shipped schedule's t = T: a network's error
+    in eps_hat comes back 2e4 times larger, and the images leave [-1, 1] by three orders of magnitude."""
+    eps_at = eps_fn_on_path(eps_fn, schedule, path)
+
+    def velocity_fn(x_t: Tensor, t: Tensor) -> Tensor:
+        t = torch.as_tensor(t, dtype=torch.float64).reshape(-1).expand(x_t.shape[0])
+        eps_hat = eps_at(x_t, t)
+        if not clip:
+            return convert(eps_hat, source="eps", target="velocity", x_t=x_t, t=t, path=path)
+        x0_hat = convert(eps_hat, source="eps", target="x0", x_t=x_t, t=t, path=path).clamp(-1, 1)
+        return convert(x0_hat, source="x0", target="velocity", x_t=x_t, t=t, path=path)
 
     return velocity_fn

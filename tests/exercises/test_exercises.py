@@ -108,6 +108,16 @@ def reference(ex: Exercise) -> list[float]:
         return [-(v["xt"] - sqrt(v["abar"]) * v["x0"]) / (1 - v["abar"])]
     if key == ("playground", "two_points"):
         return [v["a"] * math.tanh(sqrt(v["abar"]) * v["a"] * v["xt"] / (1 - v["abar"]))]
+    if key == ("flow", "convert"):  # rectified flow: x0 = (x_t - t eps) / (1 - t), u = d/dt[(1 - t) x0 + t eps]
+        x0 = (v["xt"] - v["t"] * v["eps"]) / (1 - v["t"])
+        return [v["eps"] - x0]
+    if key == ("flow", "vp_target"):  # d/dt [cos(pi t / 2) x0 + sin(pi t / 2) eps]
+        w = math.pi / 2
+        return [-w * math.sin(w * v["t"]) * v["x0"] + w * math.cos(w * v["t"]) * v["eps"]]
+    if key == ("flow", "other_convention"):  # Lipman et al.: x_s = s x0 + (1 - s) eps, dx/ds = x0 - eps
+        return [1 - v["t"], v["x0"] - v["eps"]]
+    if key == ("flow", "weight"):  # u_hat - u = (eps_hat - eps) / (1 - t)
+        return [1 / (1 - v["t"]) ** 2]
     if key == ("fewstep", "straightness"):  # two constant-velocity halves: S = 4 ||m - (x_0 + x_1) / 2||^2
         return [4 * sum((v[f"m_{i}"] - (v[f"x0_{i}"] + v[f"x1_{i}"]) / 2) ** 2 for i in (1, 2))]
     if key == ("fewstep", "boundary"):  # Karras et al. (2022)'s unit-variance coefficients on x_t = (1 - t) x_0 + t z
@@ -122,7 +132,7 @@ def reference(ex: Exercise) -> list[float]:
 
 def test_every_exercise_has_a_reference_and_every_page_two_exercises():
     assert set(EXERCISES) == {"gaussian", "forward_chain", "closed_form", "your_image", "posterior", "bound",
-                              "reverse", "steps", "playground", "fewstep"}
+                              "reverse", "steps", "playground", "flow", "fewstep"}
     assert all(2 <= len(kinds) <= 4 for kinds in EXERCISES.values())
     for page, kind in PAIRS:
         assert len(reference(make_exercise(page, kind, 0))) == len(make_exercise(page, kind, 0).parts)
@@ -172,6 +182,9 @@ def test_the_named_mistakes_of_the_issue_exist():
     assert "beta_for_beta_tilde" in keys("posterior", "variance")
     assert "last_above" in keys("closed_form", "snr_crossing")
     assert "nats_not_bits" in keys("bound", "term_bits")
+    assert {"other_direction", "no_division"} <= keys("flow", "convert")
+    assert {"our_sign", "same_time"} <= keys("flow", "other_convention")
+    assert "not_squared" in keys("flow", "weight")
 
 
 def test_a_wrong_answer_that_is_no_known_mistake_is_wrong():
@@ -380,6 +393,7 @@ PAGE_FILES = {
     "closed_form": "pages/3_Closed_form.py", "your_image": "pages/4_Your_image.py",
     "posterior": "pages/5_Posterior.py", "bound": "pages/6_Bound.py", "reverse": "pages/7_Reverse_process.py",
     "steps": "pages/8_How_many_steps.py", "playground": "pages/9_Playground_2D.py",
+    "flow": "pages/10_Flow_matching.py", "fewstep": "pages/12_Few_steps.py",
 }
 EXISTING = [(pid, path) for pid, path in PAGE_FILES.items()
             if (ROOT / path).is_file() and "check_yourself(tr" in (ROOT / path).read_text()]

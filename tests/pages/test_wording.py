@@ -123,6 +123,7 @@ PAGES = [
     ("pages/7_Reverse_process.py", {}),
     ("pages/8_How_many_steps.py", {}),
     ("pages/9_Playground_2D.py", {}),
+    ("pages/10_Flow_matching.py", dict(flow_steps=300, flow_width=32)),
     ("pages/12_Few_steps.py", {}),
 ]
 

@@ -110,3 +110,26 @@ def test_velocity_from_eps_on_another_path_at_equal_snr():
                                 / (path.alpha(tau / 1000)[:, None] ** 2 * std**2 + 1 - path.alpha(tau / 1000)[:, None] ** 2),
                                 schedule, path)
     assert torch.allclose(frac(x, t), expected, atol=1e-4)  # from_schedule's abar is the clipped discrete one
+
+
+def test_clipped_velocity_is_clipped_ddim_on_the_rectified_flow():
+    """With clip, the velocity holds clip(x0_hat) and the eps that goes with it (coefficients.x0_and_eps): Euler at
+    the matching times is DDIM with clip=True, to float64 precision, on data whose x0_hat leaves [-1, 1] early."""
+    schedule = make_schedule("cosine", 1000)
+    eps_fn = gaussian_eps_fn(0.9, 0.5, schedule)  # mean 0.9: x0_hat beyond 1 in many pixels
+    x_T = torch.randn(8, 1, 4, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    grid = timesteps(schedule.T, 10) + [0]
+    ddim, clipped = x_T, 0
+    for t, t_prev in zip(grid[:-1], grid[1:]):
+        out = ddim_step(ddim, eps_fn(ddim, torch.full((8,), t)), t, t_prev, schedule, clip=True)
+        unclipped = ddim_step(ddim, eps_fn(ddim, torch.full((8,), t)), t, t_prev, schedule, clip=False)
+        clipped += int((unclipped.x0_hat.abs() > 1).sum())
+        ddim = out.x_prev
+    assert clipped > 0  # the clip did act
+    path = rectified_flow()
+    times = times_at_timesteps(schedule, torch.tensor(grid), path)
+    start = x_T * float(path.alpha(times[0]) / schedule.sqrt_alpha_bars[grid[0]])
+    flow = integrate_flow(velocity_fn_from_eps(eps_fn, schedule, path, clip=True), start, times)
+    assert torch.allclose(flow, ddim, atol=1e-8, rtol=0)
+    unclipped_flow = integrate_flow(velocity_fn_from_eps(eps_fn, schedule, path), start, times)
+    assert not torch.allclose(unclipped_flow, ddim, atol=1e-3)

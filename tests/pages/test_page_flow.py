@@ -1,0 +1,144 @@
+"""Page 10, flow matching: AppTest in both languages at short training settings (every section drawn, no error,
+the translations in step), each control moved once, the numbers the page states checked against the core (the
+rescaled VP picture, the round trips, the theorem's gap, DDIM against Euler), and missing weights."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tests.conftest import LANGS, assert_clean, assert_translations_match, run_page
+from ui.i18n import Translator
+
+PAGE = "pages/10_Flow_matching.py"
+SMALL = {"flow_steps": 300, "flow_width": 32, "flow_points": 200}  # training in about a second
+
+
+def texts(at) -> str:
+    return "\n".join(m.value for m in [*at.markdown, *at.caption, *at.latex, *at.info, *at.warning, *at.error])
+
+
+def chart_keys(at) -> list[str]:
+    return [c.proto.id for c in at.get("plotly_chart")]
+
+
+def test_translations_match():
+    tables = assert_translations_match("flow")
+    for lang in LANGS:  # the page says the probability-flow ODE is the flow-matching ODE, in both languages
+        assert "dx/dt = u_t(x)" in tables[lang]["flow.pf_ode"]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_section_at_short_settings(lang):
+    at = run_page(PAGE, lang, **SMALL)
+    assert_clean(at)
+    tr = Translator(lang)
+    assert at.title[0].value == tr("flow.title")
+    assert [h.value for h in at.header][:6] == [tr(f"flow.{k}_header") for k in ("path", "faces", "exact", "train",
+                                                                                 "coin", "heun")]
+    keys = " ".join(chart_keys(at))
+    for key in ("flow_coef_chart", "flow_snr_chart", "flow_straight", "flow_marginal", "flow_variance", "flow_loss_flow",
+                "flow_field_exact", "flow_samples_flow", "flow_weight_check", "flow_weights", "flow_sweep_fd", "flow_energy"):
+        assert key in keys, key
+    body = texts(at)
+    assert tr("flow.pf_ode").strip()[:40] in body and tr("flow.conventions").strip()[:30] in body
+    table = at.dataframe[0].value  # the five faces: round trips at float64 precision, errors in ratio k(t)^2
+    assert len(table) == 5
+    assert all(float(v) < 1e-12 for v in table.iloc[:, 1])
+    ratio, weight = table.iloc[:, 3].astype(float), table.iloc[:, 4].astype(float)
+    assert ((ratio - weight).abs() <= 1e-3 * weight).all()
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_controls(lang):
+    at = run_page(PAGE, lang, **SMALL)
+    tr = Translator(lang)
+    at.slider(key="flow_t_path").set_value(0.0).run()
+    assert_clean(at)
+    assert tr("flow.path_ends") in texts(at)
+    at.slider(key="flow_t_path").set_value(0.3).run()
+    at.selectbox(key="flow_digit").set_value(3).run()
+    assert tr("flow.path_note", gap="").split("{")[0][:20] in texts(at)
+    at.slider(key="flow_t_faces").set_value(0.99).run()
+    at.radio(key="flow_face_path").set_value("vp_cosine").run()
+    at.slider(key="flow_t_field").set_value(1.0).run()
+    at.select_slider(key="flow_n_steps").set_value(2).run()
+    at.select_slider(key="flow_coin_steps").set_value(2).run()
+    assert_clean(at)
+    coin = next(c.value for c in at.caption if c.value.startswith(tr("flow.coin_note").split("{")[0][:25]))
+    largest = float(re.findall(r"\d\.\d+e-\d+", coin)[0])  # the float64 difference comes first
+    assert largest < 1e-7  # float64: DDIM and Euler on the rectified flow are one method
+
+
+def test_the_conditional_minus_marginal_loss_is_the_variance():
+    """The caption under the fields: conditional - marginal = V(t) within two standard errors plus 1 %."""
+    at = run_page(PAGE, "en", **SMALL)
+    tr = Translator("en")
+    start = tr("flow.field_note").split("{")[0]
+    note = next(c.value for c in at.caption if c.value.startswith(start))
+    diff = float(note.split("their difference ")[1].split()[0])
+    var, se = note.split("𝒱(t) = ")[1].split(" ± ")
+    assert abs(diff - float(var)) <= float(se.split(":")[0]) + 0.01 * float(var)
+
+
+def test_a_new_setting_trains_and_another_data_set_is_drawn():
+    at = run_page(PAGE, "en", **{**SMALL, "flow_data": "mixture", "flow_sampling": "logit_normal", "flow_points": 2})
+    assert_clean(at)
+    assert len([m for m in at.metric]) == 4
+
+
+def test_missing_weights_leave_the_rest_of_the_page(tmp_path, monkeypatch):
+    import ui.model
+
+    monkeypatch.setattr(ui.model, "WEIGHTS_DIR", tmp_path)
+    for lang in LANGS:
+        at = run_page(PAGE, lang, **SMALL)
+        assert not at.exception and at.error[0].value == Translator(lang)("flow.weights_error")
+        assert "flow_energy" in " ".join(chart_keys(at))  # the 2-D parts still run
+
+
+def test_the_sweep_file_has_every_sampler_and_the_identity():
+    from ui.flow.view import FLOW_SWEEP
+
+    data = json.loads(FLOW_SWEEP.read_text())
+    samplers = {r["sampler"] for r in data["rows"]}
+    assert samplers == {"euler", "heun", "ddim", "dpm_solver++"}
+    assert {r["nfe"] for r in data["rows"] if r["sampler"] == "euler"} >= {2, 10, 50}
+    assert data["identity"]["max_difference_float64"] < 1e-7
+
+
+# (slider, the picture it changes): each in its own st.fragment
+FRAGMENTS = [("flow_t_path", ".st-key-flow_path_pictures"), ("flow_t_faces", ".st-key-flow_face_pictures"),
+             ("flow_t_field", ".st-key-flow_field_exact"), ("flow_n_steps", ".st-key-flow_samples_flow"),
+             ("flow_coin_steps", ".st-key-flow_coin_pictures")]
+
+
+def test_each_slider_reruns_only_its_fragment_in_the_browser(browser, app_url):
+    from tests.conftest import assert_no_exception, open_page, record_runs, wait_idle
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    runs = record_runs(pg)
+    pg.set_default_timeout(180000)  # the first view trains both MLPs (seconds on a loaded 2-core machine)
+    open_page(pg, app_url, "Flow_matching", "en")
+    assert runs and runs[-1] == []
+    for key, picture in FRAGMENTS:
+        slider = pg.locator(f".st-key-{key} input[type=range]")
+        slider.scroll_into_view_if_needed()
+        before_value = slider.get_attribute("aria-valuetext")
+        before = pg.eval_on_selector_all(picture, "els => els.map(e => e.innerHTML).join('')")
+        for _ in range(3):  # a key press on a slider that is still mounting can be lost: press again
+            start = len(runs)
+            slider.press("ArrowLeft")
+            pg.wait_for_timeout(400)
+            wait_idle(pg, 120000)
+            if slider.get_attribute("aria-valuetext") != before_value:
+                break
+        assert slider.get_attribute("aria-valuetext") != before_value, key
+        assert runs[start:] and all(runs[start:]), (key, runs[start:])  # only the fragment ran
+        pg.wait_for_function("([sel, old]) => [...document.querySelectorAll(sel)].map(e => e.innerHTML).join('') !== old",
+                             arg=[picture, before], timeout=60000)
+        assert_no_exception(pg)
+    context.close()
