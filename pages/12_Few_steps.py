@@ -120,9 +120,9 @@ st.markdown(tr("fewstep.student_intro", pairs=meta["pairs"]["count"], pair_calls
                minutes=f"{meta['training'].get('seconds', 0) / 60:.0f}"))
 st.code('from diffusion_core import generate, load_denoiser\n\nmodel = load_denoiser(name="reflow")\n'
         'digits = generate(model, [3, 1, 4, 1, 5], steps=2)   # two network calls', language="python")
-st.latex(r"\begin{gathered}u_\theta(x_t, t) = (\sigma - \alpha)\,\frac{x_t}{r} + (\alpha + \sigma)\,"
-         r"F_\theta\!\left(\frac{x_t}{r}, \tau(t), y\right),\\ "
-         r"r = \sqrt{(1-t)^2 + t^2},\quad \alpha = \frac{1-t}{r},\quad \sigma = \frac{t}{r}\end{gathered}")
+st.latex(r"\begin{aligned}u_\theta(x_t, t) &= (\sigma - \alpha)\,\frac{x_t}{r}\\ &\quad + (\alpha + \sigma)\,"
+         r"F_\theta\!\left(\frac{x_t}{r}, \tau(t), y\right),\\ r &= \sqrt{(1-t)^2 + t^2},\\ "
+         r"\alpha &= \frac{1-t}{r},\quad \sigma = \frac{t}{r}\end{aligned}")
 st.markdown(tr("fewstep.student_param"))
 
 st.subheader(tr("fewstep.side_header"))

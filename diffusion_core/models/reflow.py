@@ -8,7 +8,7 @@ The student is a velocity field u(x_t, t, y) on the rectified-flow path x_t = (1
 minus ours). It reuses the teacher's UNet and its weights as they are, read at the teacher's own inputs:
 
 - the input is scaled to unit variance and the time mapped to the teacher's timestep of the same SNR
-  (Kingma et al. 2021, sec. 4): x_vp = x_t / r, r = sqrt((1 - t)^2 + t^2), alpha = (1 - t) / r,
+  (Kingma et al. 2021, sec. 5.1): x_vp = x_t / r, r = sqrt((1 - t)^2 + t^2), alpha = (1 - t) / r,
   sigma = t / r, tau = T t_schedule(log SNR = 2 log((1 - t) / t)), fractional (the sinusoidal embedding
   takes any tau);
 - the network's output F is read as a v-prediction (Salimans & Ho 2022, sec. 4), v = alpha eps - sigma x_0,

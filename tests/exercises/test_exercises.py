@@ -401,6 +401,7 @@ PAGE_FILES = {
     "steps": "pages/8_How_many_steps.py", "playground": "pages/9_Playground_2D.py",
     "flow": "pages/10_Flow_matching.py",
     "latent": "pages/13_Latent_diffusion.py",
+    "fewstep": "pages/12_Few_steps.py",
 }
 EXISTING = [(pid, path) for pid, path in PAGE_FILES.items()
             if (ROOT / path).is_file() and "check_yourself(tr" in (ROOT / path).read_text()]

@@ -146,10 +146,20 @@ def meter_figure(tr: Translator, meter: fs.Meter, height: int = 360) -> go.Figur
     return go.Figure(data=data, layout=layout)
 
 
-def clouds_figure(tr: Translator, lab: Lab, method: str, k: int, shown: int = 400) -> go.Figure:
-    """The samples of one method at k calls over the fresh data points."""
-    points = lab.meter.samples[method, k][:shown].numpy()
+CLOUD_POINTS = 300  # samples and fresh points drawn per cloud: SVG markers are what a step of the control redraws
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def _clouds_figure(key: tuple, lang: str, method: str, k: int, _lab: Lab) -> go.Figure:
+    tr = Translator(lang)  # type: ignore[arg-type]
+    points = _lab.meter.samples[method, k][:CLOUD_POINTS].numpy()
     title = tr("fewstep.cloud_title", method=tr(f"fewstep.method_{method}"), calls=calls_text(tr, k),
-               d=f"{lab.meter.distances[method, k]:.4f}")
-    return pg.samples_figure(lab.meter.fresh[:shown].numpy(), {tr("fewstep.samples_name"): (points, METHOD_COLORS[method])},
+               d=f"{_lab.meter.distances[method, k]:.4f}")
+    return pg.samples_figure(_lab.meter.fresh[:CLOUD_POINTS].numpy(),
+                             {tr("fewstep.samples_name"): (points, METHOD_COLORS[method])},
                              title=title, data_name=tr("fewstep.fresh_name"), height=360, **axis_titles(tr))
+
+
+def clouds_figure(tr: Translator, lab: Lab, method: str, k: int) -> go.Figure:
+    """The samples of one method at k calls over the fresh data points (built once per lab, language, method, k)."""
+    return _clouds_figure(lab.key, tr.lang, method, k, lab)
