@@ -34,6 +34,7 @@ PAGES: list[tuple[str, str, str]] = [
     ("pages/7_Reverse_process.py", "reverse", ":material/auto_awesome:"),
     ("pages/8_How_many_steps.py", "steps", ":material/speed:"),
     ("pages/9_Playground_2D.py", "playground", ":material/scatter_plot:"),
+    ("pages/11_Continuous_time.py", "continuous", ":material/timeline:"),
 ]
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 DEFAULT_SEED = 0

@@ -36,6 +36,12 @@ from .base import (
     check_answer,
     parse_number,
 )
+from .continuous_pages import (
+    continuous_change_of_variables,
+    continuous_deterministic,
+    continuous_gaussian_score,
+    continuous_vp_sde,
+)
 from .forward_pages import (
     closed_form_log_snr,
     closed_form_mean_std,
@@ -82,6 +88,8 @@ EXERCISES: dict[str, dict[str, Builder]] = {
     "reverse": {"x0_hat": reverse_x0_hat, "ddpm_mean": reverse_ddpm_mean, "ddim_step": reverse_ddim_step},
     "steps": {"timesteps": steps_timesteps, "lambda_step": steps_lambda_step},
     "playground": {"score": playground_score, "two_points": playground_two_points},
+    "continuous": {"vp_sde": continuous_vp_sde, "gaussian_score": continuous_gaussian_score,
+                   "deterministic": continuous_deterministic, "change_of_variables": continuous_change_of_variables},
 }
 
 # The page settings each page's exercises read (widget keys in st.session_state).

@@ -108,12 +108,24 @@ def reference(ex: Exercise) -> list[float]:
         return [-(v["xt"] - sqrt(v["abar"]) * v["x0"]) / (1 - v["abar"])]
     if key == ("playground", "two_points"):
         return [v["a"] * math.tanh(sqrt(v["abar"]) * v["a"] * v["xt"] / (1 - v["abar"]))]
+    if key == ("continuous", "vp_sde"):  # Song et al. (2021), eq. 11: f = -beta / 2, g = sqrt(beta)
+        beta = 0.1 + 19.9 * v["t"]
+        return [-beta / 2, sqrt(beta)]
+    if key == ("continuous", "gaussian_score"):
+        assert abs(v["alpha"] - math.exp(-0.5 * (0.1 * v["t"] + 9.95 * v["t"] ** 2))) < 1e-4
+        assert abs(v["alpha"] ** 2 + v["sigma"] ** 2 - 1) < 1e-3  # a VP path
+        return [-(v["x"] - v["alpha"] * v["mu"]) / (v["alpha"] ** 2 * v["std"] ** 2 + v["sigma"] ** 2)]
+    if key == ("continuous", "deterministic"):
+        return [sqrt((0.1 + 19.9 * v["t"]) * v["h"]), 0.0]
+    if key == ("continuous", "change_of_variables"):  # x_0 = x_1 e^-c, log N(x_0; 0, 1) - c
+        x0 = v["x1"] * math.exp(-v["c"])
+        return [-0.5 * x0**2 - 0.5 * log(2 * math.pi) - v["c"]]
     raise AssertionError(f"no reference for {key}")
 
 
 def test_every_exercise_has_a_reference_and_every_page_two_exercises():
     assert set(EXERCISES) == {"gaussian", "forward_chain", "closed_form", "your_image", "posterior", "bound",
-                              "reverse", "steps", "playground"}
+                              "reverse", "steps", "playground", "continuous"}
     assert all(2 <= len(kinds) <= 4 for kinds in EXERCISES.values())
     for page, kind in PAIRS:
         assert len(reference(make_exercise(page, kind, 0))) == len(make_exercise(page, kind, 0).parts)
@@ -371,6 +383,7 @@ PAGE_FILES = {
     "closed_form": "pages/3_Closed_form.py", "your_image": "pages/4_Your_image.py",
     "posterior": "pages/5_Posterior.py", "bound": "pages/6_Bound.py", "reverse": "pages/7_Reverse_process.py",
     "steps": "pages/8_How_many_steps.py", "playground": "pages/9_Playground_2D.py",
+    "continuous": "pages/11_Continuous_time.py",
 }
 EXISTING = [(pid, path) for pid, path in PAGE_FILES.items()
             if (ROOT / path).is_file() and "check_yourself(tr" in (ROOT / path).read_text()]
