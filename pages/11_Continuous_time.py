@@ -8,7 +8,6 @@ from ui.exercises import check_yourself
 import math
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
 from diffusion_core.data.samples import list_sample_images, load_sample_image
@@ -29,6 +28,7 @@ tr = sidebar("continuous")
 seed = current_seed()
 D = 784
 BOUND_STRATA = 50  # page 6's default
+SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
 def f3(x: float) -> str:
@@ -42,7 +42,7 @@ def sci(x: float, digits: int = 2) -> str:
     if x == 0 or 1e-3 <= abs(x) < 1e4:
         return f"{x:.{digits + 1}g}"
     e = math.floor(math.log10(abs(x)))
-    return f"{x / 10**e:.{digits - 1}f}·10^{e}"
+    return f"{x / 10**e:.{digits - 1}f}·10{str(e).translate(SUPERSCRIPT)}"
 
 
 st.title(tr("continuous.title"))
@@ -52,11 +52,12 @@ st.info(tr("continuous.time_note"), icon=":material/schedule:")
 # ------------------------------------------------------------------ 1. from steps to time
 st.header(tr("continuous.steps_title"), anchor="steps")
 st.markdown(tr("continuous.steps_intro"))
-st.latex(r"x_k = \sqrt{1-\beta_k}\,x_{k-1} + \sqrt{\beta_k}\,\varepsilon_k,\qquad \beta_k = \tfrac1T\,\beta\big(\tfrac kT\big)"
-         r"\quad\Longrightarrow\quad x_{t+\Delta t} - x_t \approx -\tfrac12\beta(t)\,x_t\,\Delta t + \sqrt{\beta(t)}\,"
-         r"\sqrt{\Delta t}\,\varepsilon")
-st.latex(r"dx = -\tfrac12\,\beta(t)\,x\,dt + \sqrt{\beta(t)}\,dW,\qquad \beta(t) = 0.1 + 19.9\,t,\qquad "
-         r"\bar\alpha(t) = e^{-\int_0^t \beta(s)\,ds}")
+# Formulas in short lines (aligned), so that a phone shows them whole.
+st.latex(r"\begin{aligned} x_k &= \sqrt{1-\beta_k}\,x_{k-1} + \sqrt{\beta_k}\,\varepsilon_k,\qquad "
+         r"\beta_k = \tfrac1T\,\beta\big(\tfrac kT\big)\\ \Longrightarrow\quad x_{t+\Delta t} - x_t &\approx "
+         r"-\tfrac12\beta(t)\,x_t\,\Delta t + \sqrt{\beta(t)}\,\sqrt{\Delta t}\,\varepsilon \end{aligned}")
+st.latex(r"\begin{aligned} dx &= -\tfrac12\,\beta(t)\,x\,dt + \sqrt{\beta(t)}\,dW,\\ \beta(t) &= 0.1 + 19.9\,t,\qquad "
+         r"\bar\alpha(t) = e^{-\int_0^t \beta(s)\,ds} \end{aligned}")
 st.caption(tr("continuous.steps_source"))
 st.warning(tr("continuous.beta_clash"), icon=":material/warning:")
 rows = cs.chain_table()
@@ -87,13 +88,12 @@ pixel_path()
 # ------------------------------------------------------------------ 2. three dynamics
 st.header(tr("continuous.dyn_title"), anchor="three-dynamics")
 st.markdown(tr("continuous.dyn_intro"))
-st.latex(rf"\begin{{aligned}} \text{{{tr('continuous.eq_forward')}}}\quad & dx = f(t)\,x\,dt + g(t)\,dW \\"
-         rf"\text{{{tr('continuous.eq_reverse')}}}\quad & dx = \big[f(t)\,x - g(t)^2\,\nabla_x\log p_t(x)\big]\,dt"
-         rf" + g(t)\,d\bar W \\"
-         rf"\text{{{tr('continuous.eq_ode')}}}\quad & \frac{{dx}}{{dt}} = f(t)\,x - \tfrac12\,g(t)^2\,"
-         rf"\nabla_x\log p_t(x) \end{{aligned}}")
-st.latex(r"f = \frac{\alpha'}{\alpha},\qquad g^2 = 2\sigma\sigma' - 2\frac{\alpha'}{\alpha}\sigma^2,\qquad "
-         r"\nabla_x\log p_t(x) = -\frac{\hat\varepsilon(x, t)}{\sigma(t)}")
+st.latex(rf"\begin{{aligned}} &\text{{{tr('continuous.eq_forward')}}} && dx = f\,x\,dt + g\,dW \\"
+         rf"&\text{{{tr('continuous.eq_reverse')}}} && dx = \big[f\,x - g^2\,\nabla\log p_t\big]\,dt + g\,d\bar W \\"
+         rf"&\text{{{tr('continuous.eq_ode')}}} && \frac{{dx}}{{dt}} = f\,x - \tfrac12\,g^2\,\nabla\log p_t "
+         rf"\end{{aligned}}")
+st.latex(r"\begin{aligned} f(t) &= \frac{\alpha'}{\alpha},\qquad g(t)^2 = 2\sigma\sigma' - 2\frac{\alpha'}{\alpha}\sigma^2,"
+         r"\\ \nabla_x\log p_t(x) &= -\frac{\hat\varepsilon(x, t)}{\sigma(t)} \end{aligned}")
 st.caption(tr("continuous.dyn_source"))
 st.markdown(tr("continuous.dyn_time"))
 st.markdown(tr("continuous.dyn_flow"))
@@ -138,10 +138,10 @@ def three_dynamics(name: str) -> None:
     st.latex(r"\frac{\partial p_t}{\partial t} = -\nabla\cdot\big(f(t)\,x\,p_t\big) + \tfrac12\,g(t)^2\,\Delta p_t")
     fp = cd.fokker_planck_grid(name, meta2d["points"], meta2d["seed"], t)
     c1, c2 = st.columns(2)
-    c1.plotly_chart(cd.heatmap(fp["dp_dt"], tr("continuous.fp_left"), tr("continuous.axis_x1"),
-                               tr("continuous.axis_x2"), "∂p/∂t"), key="continuous_fp_left")
-    c2.plotly_chart(cd.heatmap(fp["rhs"], tr("continuous.fp_right"), tr("continuous.axis_x1"),
-                               tr("continuous.axis_x2"), "∂p/∂t"), key="continuous_fp_right")
+    for col, side, title in ((c1, "dp_dt", "continuous.fp_left"), (c2, "rhs", "continuous.fp_right")):
+        col.plotly_chart(cd.fokker_planck_figure(name, meta2d["points"], meta2d["seed"], t, side, tr(title),
+                                                 tr("continuous.axis_x1"), tr("continuous.axis_x2"), "∂p/∂t"),
+                         key=f"continuous_fp_{side}")
     st.markdown(tr("continuous.fp_note", t=t, residual=sci(fp["residual"]), wrong=f"{100 * fp['wrong']:.0f}",
                    dp=sci(fp["largest"]["dp_dt"], 3), transport=sci(fp["largest"]["transport"], 3),
                    diffusion=sci(fp["largest"]["diffusion"], 3), grid=cd.FP_GRID))
@@ -206,22 +206,8 @@ except cm.BenchFileError as e:
 if sampling is None:
     st.info(tr("continuous.sampling_missing"), icon=":material/hourglass_empty:")
 else:
-    methods = ("em", "pc", "ode")
-    fig = go.Figure()
-    for k, m in enumerate(methods):
-        rs = sorted((r for r in sampling["rows"] if r["method"] == m), key=lambda r: r["calls"])
-        if not rs:
-            continue
-        acc = np.array([100 * r["accuracy"] for r in rs])
-        fig.add_trace(go.Scatter(
-            x=[r["calls"] for r in rs], y=acc, mode="lines+markers", name=tr(f"continuous.method_{m}"),
-            line=dict(color=charts.PALETTE[k]),
-            error_y=dict(type="data", symmetric=False, array=[100 * r["accuracy_ci_high"] - a for r, a in zip(rs, acc)],
-                         arrayminus=[a - 100 * r["accuracy_ci_low"] for r, a in zip(rs, acc)])))
-    fig.update_layout(xaxis=dict(type="log", title=dict(text=tr("continuous.axis_calls"))),
-                      yaxis=dict(title=dict(text=tr("continuous.axis_accuracy")), range=[0, 102]), height=340,
-                      separators=charts.SEPARATORS, margin=dict(l=10, r=10, t=10, b=10),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0.0))
+    methods = cm.METHODS
+    fig = cm.quality_figure(tr, sampling["rows"])
     st.plotly_chart(fig, key="continuous_quality_chart")
     rows_q = sorted(sampling["rows"], key=lambda r: (r["calls"], methods.index(r["method"])))
     st.dataframe({
@@ -238,8 +224,8 @@ else:
 # ------------------------------------------------------------------ 4. the likelihood of the ODE
 st.header(tr("continuous.ll_title"), anchor="likelihood")
 st.markdown(tr("continuous.ll_intro"))
-st.latex(r"\frac{d}{dt}\log p_t(x_t) = -\nabla\cdot u(x_t, t)\quad\Longrightarrow\quad "
-         r"\log p_{t_0}(x) = \log p_1(x_1) + \int_{t_0}^{1}\nabla\cdot u(x_t, t)\,dt")
+st.latex(r"\begin{aligned} \frac{d}{dt}\log p_t(x_t) &= -\nabla\cdot u(x_t, t)\\ \Longrightarrow\quad "
+         r"\log p_{t_0}(x) &= \log p_1(x_1) + \int_{t_0}^{1}\nabla\cdot u(x_t, t)\,dt \end{aligned}")
 st.caption(tr("continuous.ll_source"))
 
 
@@ -265,9 +251,9 @@ if bench2d is not None:
     likelihood_2d(dataset)
 
     st.subheader(tr("continuous.hutch_title"), anchor="hutchinson")
-    st.latex(r"\nabla\cdot u(x) = \operatorname{tr}\frac{\partial u}{\partial x} = \mathbb{E}_v\Big[v^\top "
-             r"\frac{\partial u}{\partial x}\,v\Big]\approx \frac1k\sum_{j=1}^{k} v_j^\top \frac{\partial u}{\partial x}"
-             r"\,v_j,\qquad v_j \in \{-1, +1\}^D")
+    st.latex(r"\begin{aligned} \nabla\cdot u(x) &= \operatorname{tr}\frac{\partial u}{\partial x} = \mathbb{E}_v\Big[v^\top "
+             r"\frac{\partial u}{\partial x}\,v\Big]\\ &\approx \frac1k\sum_{j=1}^{k} v_j^\top \frac{\partial u}{\partial x}"
+             r"\,v_j,\qquad v_j \in \{-1, +1\}^D \end{aligned}")
     st.markdown(tr("continuous.hutch_intro"))
 
     @st.fragment
@@ -285,8 +271,8 @@ if bench2d is not None:
 
 st.subheader(tr("continuous.digit_title"), anchor="digit-likelihood")
 st.markdown(tr("continuous.digit_intro"))
-st.latex(rf"\text{{{tr('bound.bpd_unit')}}} = -\frac{{\log p_{{t_0}}(x) - D\log 127.5}}{{D\ln 2}},\qquad "
-         r"x = x_0 + \frac{u - \frac12}{127.5},\quad u\sim\mathcal U[0, 1)^D")
+st.latex(rf"\begin{{aligned}} \text{{{tr('bound.bpd_unit')}}} &= -\frac{{\log p_{{t_0}}(x) - D\log 127.5}}{{D\ln 2}},\\ "
+         r"x &= x_0 + \frac{u - \frac12}{127.5},\quad u\sim\mathcal U[0, 1)^D \end{aligned}")
 st.markdown(tr("continuous.digit_terms"))
 
 

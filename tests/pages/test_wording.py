@@ -123,6 +123,8 @@ PAGES = [
     ("pages/7_Reverse_process.py", {}),
     ("pages/8_How_many_steps.py", {}),
     ("pages/9_Playground_2D.py", {}),
+    ("pages/11_Continuous_time.py", {}),
+    ("pages/11_Continuous_time.py", dict(continuous_t=0.01, continuous_tol=0.01, continuous_path_T=1000)),
 ]
 
 

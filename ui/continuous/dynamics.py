@@ -23,8 +23,8 @@ from .steps import plain_layout
 
 BENCH_PATH = Path(os.environ.get("DIFFUSION_CONTINUOUS_2D_PATH", PRETRAINED_DIR / "continuous_2d.json"))
 LIMIT = 3.0  # the plots show [-3, 3]^2 (the data have unit variance per axis)
-GRID = 50  # contour grid per side
-FP_GRID = 40  # Fokker-Planck grid per side
+GRID = 40  # contour grid per side
+FP_GRID = 30  # Fokker-Planck grid per side (the benchmark checks 60 x 60)
 DYNAMICS = ("forward", "reverse", "ode")
 COLORS = {"forward": charts.PALETTE[0], "reverse": charts.PALETTE[3], "ode": charts.PALETTE[2]}
 
@@ -33,9 +33,13 @@ class BenchError(ValueError):
     """The benchmark's file exists but cannot be read."""
 
 
+def load_bench() -> dict | None:
+    """pretrained/continuous_2d.json (``BENCH_PATH``), or None when it is missing; BenchError when it is damaged."""
+    return _load_bench(str(BENCH_PATH))
+
+
 @st.cache_data(show_spinner=False)
-def load_bench(path: str = str(BENCH_PATH)) -> dict | None:
-    """pretrained/continuous_2d.json, or None when it is missing; BenchError when it is damaged."""
+def _load_bench(path: str) -> dict | None:
     p = Path(path)
     if not p.is_file():
         return None
@@ -67,7 +71,7 @@ def density_grid(name: str, points: int, seed: int, t: float) -> np.ndarray:
     return marginal_log_density(grid, t, training_points(name, points, seed), vp_linear()).exp().reshape(GRID, GRID).numpy()
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
+@st.cache_resource(show_spinner=False, max_entries=256)  # a figure only read by st.plotly_chart: no copy per step
 def clouds_figure(name: str, index: int, dynamic: str, title: str, axis_x: str, axis_y: str, cloud_name: str,
                   contour_name: str) -> go.Figure:
     """One dynamic's cloud at the benchmark's time number ``index`` over the contours of p_t (built once per data
@@ -76,11 +80,11 @@ def clouds_figure(name: str, index: int, dynamic: str, title: str, axis_x: str, 
     meta = bench["meta"]
     xy = np.asarray(bench["datasets"][name]["clouds"][dynamic][index], dtype=np.float64)
     z = density_grid(name, meta["points"], meta["seed"], meta["times"][index])
-    data = [dict(type="contour", x=_axis(), y=_axis(), z=z, name=contour_name, showscale=False, ncontours=8,
-                 contours=dict(coloring="lines"), line=dict(width=1.5), colorscale="Greys", showlegend=True,
+    data = [dict(type="contour", x=_axis(), y=_axis(), z=z, name=contour_name, showscale=False, ncontours=7,
+                 contours=dict(coloring="lines"), line=dict(width=1.5), colorscale="Greys", showlegend=False,
                  hoverinfo="skip"),
             dict(type="scatter", x=xy[:, 0], y=xy[:, 1], mode="markers", name=cloud_name,
-                 marker=dict(size=3.5, color=COLORS[dynamic], opacity=0.6))]
+                 marker=dict(size=3.5, color=COLORS[dynamic], opacity=0.6), showlegend=False)]
     axis = dict(range=[-LIMIT, LIMIT], zeroline=False)
     layout = plain_layout(axis_x, axis_y, 340, title=dict(text=title, x=0.0, font=dict(size=14)))
     layout.update(margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", yanchor="top", y=-0.2, x=0.0),
@@ -101,6 +105,13 @@ def fokker_planck_grid(name: str, points: int, seed: int, t: float) -> dict:
             "largest": {k: float(v.abs().max()) for k, v in (("dp_dt", fp.dp_dt), ("transport", fp.transport),
                                                             ("diffusion", fp.diffusion))},
             "residual": fp.relative_residual, "wrong": fp.relative_residual_with(0.5)}
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
+def fokker_planck_figure(name: str, points: int, seed: int, t: float, side: str, title: str, axis_x: str,
+                         axis_y: str, colorbar: str) -> go.Figure:
+    """The heat map of one side ("dp_dt" or "rhs") of the Fokker-Planck equation at t (built once per language)."""
+    return heatmap(fokker_planck_grid(name, points, seed, t)[side], title, axis_x, axis_y, colorbar)
 
 
 def heatmap(z: np.ndarray, title: str, axis_x: str, axis_y: str, colorbar: str) -> go.Figure:

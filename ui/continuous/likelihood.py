@@ -42,7 +42,7 @@ def scatter_figure(tr, name: str, index: int) -> go.Figure:
 
 def error_figure(tr, name: str, index: int) -> go.Figure:
     err, tols = errors(name)
-    largest, median = err.max(1), np.median(err, 1)
+    largest, median = np.maximum(err.max(1), 1e-12), np.maximum(np.median(err, 1), 1e-12)  # log axis: no zeros
     data = [dict(type="scatter", x=tols, y=largest, mode="lines+markers", name=tr("continuous.ll_max"),
                  line=dict(color=charts.PALETTE[1])),
             dict(type="scatter", x=tols, y=median, mode="lines+markers", name=tr("continuous.ll_median"),
@@ -78,7 +78,7 @@ def hutchinson(name: str, k: int, seed: int) -> dict:
 def hutchinson_figure(tr, result: dict, k: int) -> go.Figure:
     exact, est = result["exact"], result["estimate"]
     lo, hi = float(exact.min()), float(exact.max())
-    data = [dict(type="scatter", x=[lo, hi], y=[lo, hi], mode="lines", name=tr("continuous.ll_diagonal"),
+    data = [dict(type="scatter", x=[lo, hi], y=[lo, hi], mode="lines", name=tr("continuous.hutch_diagonal"),
                  line=dict(color=charts.MARKER_COLOR, dash="dash", width=1)),
             dict(type="scatter", x=exact, y=est, mode="markers", name=tr("continuous.hutch_points", k=k),
                  marker=dict(size=6, color=charts.PALETTE[3], opacity=0.7))]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 import torch
 
@@ -22,12 +23,15 @@ from diffusion_core.process.image_likelihood import (PAGE_SOLVER, ImageLikelihoo
                                                      ode_decoder_bound)
 from diffusion_core.samplers import DEFAULT_GUIDANCE, guided_eps_fn
 from diffusion_core.samplers.continuous import sample_continuous
+from ui import charts
+from ui.continuous.steps import plain_layout
 from ui.model import SharedDenoiser
 from ui.shared_store import SharedStore, picture_id, shared_store
 
 SAMPLING_PATH = Path(os.environ.get("DIFFUSION_SDE_SAMPLING_PATH", PRETRAINED_DIR / "sde_sampling.json"))
 LIKELIHOOD_PATH = Path(os.environ.get("DIFFUSION_LIKELIHOOD_PATH", PRETRAINED_DIR / "likelihood.json"))
 CALL_CHOICES = (20, 50, 100, 200)
+METHODS = ("em", "pc", "ode")  # the benchmark's rows, in this order
 SDE_DRAWS = 3  # reverse-SDE runs from the same x_1
 PAGE_PROBES = 1  # Rademacher probes of the page's likelihood (the benchmark's too)
 Progress = Callable[[float], None]
@@ -132,9 +136,18 @@ def _read(path: Path, required: tuple[str, ...]) -> dict | None:
         raise BenchFileError(f"{path}: {e}") from e
 
 
+def load_sampling() -> dict | None:
+    """bench/sde_sampling.py's rows (``SAMPLING_PATH``), or None when the file is missing."""
+    return _load_sampling(str(SAMPLING_PATH))
+
+
+def load_likelihood() -> dict | None:
+    """bench/likelihood.py's summary (``LIKELIHOOD_PATH``), or None when the file is missing."""
+    return _load_likelihood(str(LIKELIHOOD_PATH))
+
+
 @st.cache_data(show_spinner=False)
-def load_sampling(path: str = str(SAMPLING_PATH)) -> dict | None:
-    """bench/sde_sampling.py's rows, or None when the file is missing."""
+def _load_sampling(path: str) -> dict | None:
     data = _read(Path(path), ("meta", "rows"))
     if data is not None:
         for r in data["rows"]:
@@ -144,6 +157,24 @@ def load_sampling(path: str = str(SAMPLING_PATH)) -> dict | None:
 
 
 @st.cache_data(show_spinner=False)
-def load_likelihood(path: str = str(LIKELIHOOD_PATH)) -> dict | None:
-    """bench/likelihood.py's summary, or None when the file is missing."""
-    return _read(Path(path), ("digits", "summary", "paired", "floor", "tol", "probes"))
+def _load_likelihood(path: str) -> dict | None:
+    return _read(Path(path), ("digits", "summary", "paired", "floor", "tol", "probes", "sigma_start", "below_bound"))
+
+
+def quality_figure(tr, rows: list[dict]) -> go.Figure:
+    """Accuracy against network calls, one line per method, with Wilson's 95 % interval as error bars."""
+    data = []
+    for k, m in enumerate(METHODS):
+        rs = sorted((r for r in rows if r["method"] == m), key=lambda r: r["calls"])
+        if not rs:
+            continue
+        acc = np.array([100 * r["accuracy"] for r in rs])
+        data.append(dict(type="scatter", x=[r["calls"] for r in rs], y=acc, mode="lines+markers",
+                         name=tr(f"continuous.method_{m}"), line=dict(color=charts.PALETTE[k]),
+                         error_y=dict(type="data", symmetric=False,
+                                      array=[100 * r["accuracy_ci_high"] - a for r, a in zip(rs, acc)],
+                                      arrayminus=[a - 100 * r["accuracy_ci_low"] for r, a in zip(rs, acc)])))
+    layout = plain_layout(tr("continuous.axis_calls"), tr("continuous.axis_accuracy"), 340)
+    layout["xaxis"] = dict(type="log", title=dict(text=tr("continuous.axis_calls")), tickvals=list(CALL_CHOICES))
+    layout["yaxis"] = dict(title=dict(text=tr("continuous.axis_accuracy")), range=[0, 103])
+    return go.Figure(data=data, layout=layout)
