@@ -64,8 +64,8 @@ def measure(name: str, args: argparse.Namespace) -> dict:
         "noise": [float(f"{v:.4g}") for v in dyn.noise],
         "z": {k: [round(float(v), 2) for v in dyn.z(k)] for k in DYNAMICS},
         "fokker_planck": [float(f"{v:.3g}") for v in fp],
-        "likelihood": {"points": rounded(points, 4), "exact": rounded(check.exact, 6),
-                       "ode": [rounded(row, 6) for row in check.ode], "nfe": list(check.nfe)},
+        "likelihood": {"points": rounded(points, 4), "exact": rounded(check.exact, 9),
+                       "ode": [rounded(row, 9) for row in check.ode], "nfe": list(check.nfe)},
         "seconds": {"dynamics": round(seconds_dynamics, 1), "likelihood": round(seconds_likelihood, 1)},
     }
 

@@ -53,9 +53,9 @@ st.info(tr("continuous.time_note"), icon=":material/schedule:")
 st.header(tr("continuous.steps_title"), anchor="steps")
 st.markdown(tr("continuous.steps_intro"))
 # Formulas in short lines (aligned), so that a phone shows them whole.
-st.latex(r"\begin{aligned} x_k &= \sqrt{1-\beta_k}\,x_{k-1} + \sqrt{\beta_k}\,\varepsilon_k,\qquad "
-         r"\beta_k = \tfrac1T\,\beta\big(\tfrac kT\big)\\ \Longrightarrow\quad x_{t+\Delta t} - x_t &\approx "
-         r"-\tfrac12\beta(t)\,x_t\,\Delta t + \sqrt{\beta(t)}\,\sqrt{\Delta t}\,\varepsilon \end{aligned}")
+st.latex(r"\begin{aligned} x_k &= \sqrt{1-\beta_k}\,x_{k-1} + \sqrt{\beta_k}\,\varepsilon_k,\\ "
+         r"\beta_k &= \tfrac1T\,\beta\big(\tfrac kT\big)\\ \Longrightarrow\ x_{t+\Delta t} - x_t &\approx "
+         r"-\tfrac12\beta(t)\,x_t\,\Delta t\\ &\quad + \sqrt{\beta(t)}\,\sqrt{\Delta t}\,\varepsilon \end{aligned}")
 st.latex(r"\begin{aligned} dx &= -\tfrac12\,\beta(t)\,x\,dt + \sqrt{\beta(t)}\,dW,\\ \beta(t) &= 0.1 + 19.9\,t,\qquad "
          r"\bar\alpha(t) = e^{-\int_0^t \beta(s)\,ds} \end{aligned}")
 st.caption(tr("continuous.steps_source"))
@@ -88,11 +88,11 @@ pixel_path()
 # ------------------------------------------------------------------ 2. three dynamics
 st.header(tr("continuous.dyn_title"), anchor="three-dynamics")
 st.markdown(tr("continuous.dyn_intro"))
-st.latex(rf"\begin{{aligned}} &\text{{{tr('continuous.eq_forward')}}} && dx = f\,x\,dt + g\,dW \\"
-         rf"&\text{{{tr('continuous.eq_reverse')}}} && dx = \big[f\,x - g^2\,\nabla\log p_t\big]\,dt + g\,d\bar W \\"
-         rf"&\text{{{tr('continuous.eq_ode')}}} && \frac{{dx}}{{dt}} = f\,x - \tfrac12\,g^2\,\nabla\log p_t "
+st.latex(rf"\begin{{aligned}} &\text{{{tr('continuous.eq_forward')}}}\\ &\qquad dx = f\,x\,dt + g\,dW \\"
+         rf"&\text{{{tr('continuous.eq_reverse')}}}\\ &\qquad dx = \big[f\,x - g^2\,\nabla\log p_t\big]\,dt + g\,d\bar W \\"
+         rf"&\text{{{tr('continuous.eq_ode')}}}\\ &\qquad \frac{{dx}}{{dt}} = f\,x - \tfrac12\,g^2\,\nabla\log p_t "
          rf"\end{{aligned}}")
-st.latex(r"\begin{aligned} f(t) &= \frac{\alpha'}{\alpha},\qquad g(t)^2 = 2\sigma\sigma' - 2\frac{\alpha'}{\alpha}\sigma^2,"
+st.latex(r"\begin{aligned} f(t) &= \frac{\alpha'}{\alpha},\\ g(t)^2 &= 2\sigma\sigma' - 2\frac{\alpha'}{\alpha}\sigma^2,"
          r"\\ \nabla_x\log p_t(x) &= -\frac{\hat\varepsilon(x, t)}{\sigma(t)} \end{aligned}")
 st.caption(tr("continuous.dyn_source"))
 st.markdown(tr("continuous.dyn_time"))
@@ -224,8 +224,8 @@ else:
 # ------------------------------------------------------------------ 4. the likelihood of the ODE
 st.header(tr("continuous.ll_title"), anchor="likelihood")
 st.markdown(tr("continuous.ll_intro"))
-st.latex(r"\begin{aligned} \frac{d}{dt}\log p_t(x_t) &= -\nabla\cdot u(x_t, t)\\ \Longrightarrow\quad "
-         r"\log p_{t_0}(x) &= \log p_1(x_1) + \int_{t_0}^{1}\nabla\cdot u(x_t, t)\,dt \end{aligned}")
+st.latex(r"\begin{aligned} \frac{d}{dt}\log p_t(x_t) &= -\nabla\cdot u(x_t, t)\\ \Longrightarrow\ "
+         r"\log p_{t_0}(x) &= \log p_1(x_1)\\ &\quad + \int_{t_0}^{1}\nabla\cdot u(x_t, t)\,dt \end{aligned}")
 st.caption(tr("continuous.ll_source"))
 
 
@@ -253,7 +253,7 @@ if bench2d is not None:
     st.subheader(tr("continuous.hutch_title"), anchor="hutchinson")
     st.latex(r"\begin{aligned} \nabla\cdot u(x) &= \operatorname{tr}\frac{\partial u}{\partial x} = \mathbb{E}_v\Big[v^\top "
              r"\frac{\partial u}{\partial x}\,v\Big]\\ &\approx \frac1k\sum_{j=1}^{k} v_j^\top \frac{\partial u}{\partial x}"
-             r"\,v_j,\qquad v_j \in \{-1, +1\}^D \end{aligned}")
+             r"\,v_j,\\ v_j &\in \{-1, +1\}^D \end{aligned}")
     st.markdown(tr("continuous.hutch_intro"))
 
     @st.fragment
