@@ -172,7 +172,9 @@ def sde_against_ode() -> None:
     calls = c2.select_slider(tr("continuous.calls"), cm.CALL_CHOICES, value=50, key="continuous_calls",
                              help=tr("continuous.calls_help"))
     result = cm.cached_sde_vs_ode(shared, label, calls, seed)
-    if result is None and not st.session_state.get("continuous_sde_on"):
+    if result is not None:
+        st.session_state["continuous_sde_on"] = True  # a result is shown: the next setting runs at once too
+    elif not st.session_state.get("continuous_sde_on"):
         # Network work starts on request (a few seconds); from then on every setting runs at once.
         if not st.button(tr("continuous.sde_run"), key="continuous_sde_run", type="primary", icon=":material/play_arrow:"):
             st.caption(tr("continuous.sde_wait", calls=calls))
