@@ -35,8 +35,9 @@ PAGES: list[tuple[str, str, str]] = [
     ("pages/8_How_many_steps.py", "steps", ":material/speed:"),
     ("pages/9_Playground_2D.py", "playground", ":material/scatter_plot:"),
     ("pages/10_Flow_matching.py", "flow", ":material/air:"),
-    ("pages/13_Latent_diffusion.py", "latent", ":material/compress:"),
+    ("pages/11_Continuous_time.py", "continuous", ":material/timeline:"),
     ("pages/12_Few_steps.py", "fewstep", ":material/bolt:"),
+    ("pages/13_Latent_diffusion.py", "latent", ":material/compress:"),
 ]
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 DEFAULT_SEED = 0

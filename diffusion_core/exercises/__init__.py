@@ -36,6 +36,12 @@ from .base import (
     check_answer,
     parse_number,
 )
+from .continuous_pages import (
+    continuous_change_of_variables,
+    continuous_deterministic,
+    continuous_gaussian_score,
+    continuous_vp_sde,
+)
 from .forward_pages import (
     closed_form_log_snr,
     closed_form_mean_std,
@@ -89,6 +95,8 @@ EXERCISES: dict[str, dict[str, Builder]] = {
              "weight": flow_weight},
     "latent": {"compression": latent_compression, "scale": latent_scale, "cost": latent_cost},
     "fewstep": {"straightness": fewstep_straightness, "boundary": fewstep_boundary, "calls": fewstep_calls},
+    "continuous": {"vp_sde": continuous_vp_sde, "gaussian_score": continuous_gaussian_score,
+                   "deterministic": continuous_deterministic, "change_of_variables": continuous_change_of_variables},
 }
 
 # The page settings each page's exercises read (widget keys in st.session_state).

@@ -28,28 +28,12 @@ from ..samplers import EpsFn
 from ..samplers.ode_solvers import DormandPrince, Progress, Solver
 from . import elbo
 from .likelihood import SCALE, bits_per_dim, dequantize, gaussian_log_density, ode_likelihood
-from .paths import GaussianPath, vp_linear
 from .schedules import Schedule
-from .sde import path_eps_fn
+from .sde import network_ode, path_eps_fn
 
 LN2 = math.log(2.0)
 PAGE_SOLVER = DormandPrince(rtol=1e-3, atol=1e-3)  # a digit in a few seconds; the benchmark uses 1e-5 (Song et al.)
 BENCH_SOLVER = DormandPrince(rtol=1e-5, atol=1e-5)
-
-
-@dataclass(frozen=True)
-class NetworkOde:
-    """Where the network's PF-ODE runs: the path and its two ends."""
-
-    path: GaussianPath
-    t_start: float  # the time with the log SNR of the schedule's t = 1
-    t_end: float  # 1: the prior N(0, sigma(1)^2 I)
-
-
-def network_ode(schedule: Schedule) -> NetworkOde:
-    """The VP-SDE path of Song et al. (2021) and the ends of the network's ODE on it (module docstring)."""
-    path = vp_linear()
-    return NetworkOde(path=path, t_start=float(path.t_at_log_snr(schedule.log_snr[1])), t_end=1.0)
 
 
 @dataclass(frozen=True)

@@ -68,31 +68,41 @@ def _exact_divergence(u: Tensor, x: Tensor) -> Tensor:
     return div
 
 
+def divergence(drift: Callable[[Tensor, Tensor], Tensor], x: Tensor, t: float, probes: Tensor | None = None
+               ) -> tuple[Tensor, Tensor]:
+    """(u, div u) of the field u = drift(x, t) at x [N, ...], both detached: div u exact (one backward pass per
+    dimension) when ``probes`` is None, else Hutchinson's estimate mean_j v_j^T (du/dx) v_j with the probes
+    [k, N, ...]: the k copies of x go through the drift as one batch of k N rows, and one backward pass gives
+    every v_j^T du/dx (Hutchinson 1989; Grathwohl et al. 2019). Works inside torch.inference_mode."""
+    shape = tuple(x.shape)
+    n = shape[0]
+    with torch.inference_mode(False), torch.enable_grad():
+        x = x.clone().detach()
+        if probes is None:
+            x.requires_grad_(True)
+            u = drift(x, torch.full((n,), t, dtype=torch.float64))
+            div = _exact_divergence(u, x)
+        else:
+            k = probes.shape[0]
+            xs = x.unsqueeze(0).expand(k, *shape).reshape(k * n, *shape[1:]).clone().requires_grad_(True)
+            v = probes.reshape(k * n, *shape[1:]).to(xs.dtype)
+            u_all = drift(xs, torch.full((k * n,), t, dtype=torch.float64))
+            (vjp,) = torch.autograd.grad((u_all * v.to(u_all.dtype)).sum(), xs)
+            div = (vjp.double() * v.double()).reshape(k, n, -1).sum(2).mean(0)
+            u = u_all[:n]
+    return u.detach(), div.detach()
+
+
 def augmented_fn(eps_fn: PathEpsFn, path: GaussianPath, shape: tuple[int, ...],
                  probes: Tensor | None) -> Callable[[float, Tensor], Tensor]:
-    """F(t, y) for y = [x flattened | int div u] of N rows: dy/dt = [u(x, t) | div u(x, t)].
-
-    probes: None (exact divergence) or [k, N, ...] Rademacher probes: the k copies of x go through the network as
-    one batch of k N rows, and div u = mean_j v_j^T (du/dx) v_j by one backward pass."""
+    """F(t, y) for y = [x flattened | int div u] of N rows: dy/dt = [u(x, t) | div u(x, t)], u the PF-ODE drift,
+    the divergence exact or by the fixed ``probes`` [k, N, ...] (``divergence``)."""
     drift = pf_ode_drift(eps_fn, path)
     n, d = shape[0], math.prod(shape[1:])
 
     def fn(t: float, y: Tensor) -> Tensor:
-        with torch.inference_mode(False), torch.enable_grad():
-            x = y[:, :d].reshape(shape).clone().detach()
-            if probes is None:
-                x.requires_grad_(True)
-                u = drift(x, torch.full((n,), t, dtype=torch.float64))
-                div = _exact_divergence(u, x)
-            else:
-                k = probes.shape[0]
-                xs = x.unsqueeze(0).expand(k, *shape).reshape(k * n, *shape[1:]).clone().requires_grad_(True)
-                v = probes.reshape(k * n, *shape[1:]).to(xs.dtype)
-                u_all = drift(xs, torch.full((k * n,), t, dtype=torch.float64))
-                (vjp,) = torch.autograd.grad((u_all * v.to(u_all.dtype)).sum(), xs)
-                div = (vjp.double() * v).reshape(k, n, -1).sum(2).mean(0)
-                u = u_all[:n]
-        return torch.cat([u.detach().double().reshape(n, d), div.detach().reshape(n, 1)], dim=1)
+        u, div = divergence(drift, y[:, :d].reshape(shape), t, probes)
+        return torch.cat([u.double().reshape(n, d), div.reshape(n, 1)], dim=1)
 
     return fn
 

@@ -26,15 +26,17 @@ equal-SNR change of variables of samplers.flow (Kingma et al. 2021, sec. 4).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from ..samplers.flow import eps_fn_on_path
-from .paths import BETA_MAX, BETA_MIN, GaussianPath, expand
+from .paths import BETA_MAX, BETA_MIN, GaussianPath, expand, vp_linear
 from .schedules import Schedule
 
 PathEpsFn = Callable[[Tensor, Tensor], Tensor]  # eps_fn(x_t [N, ...], t float64 [N] in (0, 1]) -> eps_hat
+T_ZERO = 1e-12  # where g^2 is evaluated for t = 0 (its limit there)
 DriftFn = Callable[[Tensor, Tensor], Tensor]  # drift(x_t [N, ...], t float64 [N]) -> dx/dt, x_t's shape
 
 
@@ -47,7 +49,9 @@ def drift_coefficient(path: GaussianPath, t: Tensor | float) -> Tensor:
 
 def diffusion_squared(path: GaussianPath, t: Tensor | float) -> Tensor:
     """g(t)^2 = 2 sigma sigma' - 2 f sigma^2 = d sigma^2 / dt - 2 f sigma^2 (Kingma et al. 2021, app. A);
-    beta(t) on a VP path (Song et al. 2021, eq. 11). float64, t's shape."""
+    beta(t) on a VP path (Song et al. 2021, eq. 11). float64, t's shape. At t = 0 sigma = 0 and sigma' may be
+    infinite (on a VP path sigma ~ sqrt(beta_min t)): there the value at t = 1e-12 is taken, the limit to 12 digits."""
+    t = torch.as_tensor(t, dtype=torch.float64).clamp(min=T_ZERO)
     sigma = path.sigma(t)
     return 2 * sigma * path.d_sigma(t) - 2 * drift_coefficient(path, t) * sigma**2
 
@@ -75,6 +79,18 @@ def chain_alpha_bars(T: int, beta_min: float = BETA_MIN, beta_max: float = BETA_
     return torch.cat([torch.ones(1, dtype=torch.float64), torch.exp(torch.cumsum(log_alpha, 0))])
 
 
+def vp_chain_path(x0: Tensor, T: int, noise: Tensor, beta_min: float = BETA_MIN, beta_max: float = BETA_MAX) -> Tensor:
+    """The chain x_k = sqrt(1 - beta_k) x_{k-1} + sqrt(beta_k) eps_k (Ho et al. 2020, eq. 2) with
+    beta_k = beta(k / T) / T, from x0 [N] with the draws noise [T, N]: every state, [T + 1, N] float64."""
+    betas = vp_beta(torch.arange(1, T + 1, dtype=torch.float64) / T, beta_min, beta_max) / T
+    if bool((betas >= 1).any()):
+        raise ValueError(f"T = {T} is too few steps: beta_k = beta(k / T) / T reaches {float(betas.max()):.2f} >= 1")
+    states = [x0.double()]
+    for k in range(T):
+        states.append(torch.sqrt(1 - betas[k]) * states[-1] + torch.sqrt(betas[k]) * noise[k].double())
+    return torch.stack(states)
+
+
 # ------------------------------------------------------------------ predictions
 def path_eps_fn(eps_fn: Callable[[Tensor, Tensor], Tensor], schedule: Schedule, path: GaussianPath) -> PathEpsFn:
     """A noise network of a discrete ``schedule`` as a PathEpsFn on ``path``, at equal SNR (samplers.flow)."""
@@ -85,7 +101,7 @@ def score_fn(eps_fn: PathEpsFn, path: GaussianPath) -> DriftFn:
     """s(x, t) = grad log p_t(x) = -eps_hat(x, t) / sigma(t) (Song et al. 2021, eq. 7 with Vincent 2011)."""
     def score(x: Tensor, t: Tensor) -> Tensor:
         t = _rows(t, x)
-        return -eps_fn(x, t) / expand(path.sigma(t), x)
+        return -eps_fn(x, t) / _per_row(path.sigma, t, x)
     return score
 
 
@@ -93,9 +109,16 @@ def _rows(t: Tensor | float, x: Tensor) -> Tensor:
     return torch.as_tensor(t, dtype=torch.float64).reshape(-1).expand(x.shape[0])
 
 
+def _per_row(coefficient: Callable[[Tensor], Tensor], t: Tensor, x: Tensor) -> Tensor:
+    """coefficient(t) broadcast against x: computed once when every row has the same t (the samplers' case)."""
+    if bool((t == t[0]).all()):
+        return expand(coefficient(t[:1]), x)
+    return expand(coefficient(t), x)
+
+
 def forward_drift(path: GaussianPath) -> DriftFn:
     """f(t) x, the drift of the forward SDE."""
-    return lambda x, t: expand(drift_coefficient(path, _rows(t, x)), x) * x
+    return lambda x, t: _per_row(lambda s: drift_coefficient(path, s), _rows(t, x), x) * x
 
 
 def reverse_drift(eps_fn: PathEpsFn, path: GaussianPath) -> DriftFn:
@@ -105,7 +128,9 @@ def reverse_drift(eps_fn: PathEpsFn, path: GaussianPath) -> DriftFn:
 
     def drift(x: Tensor, t: Tensor) -> Tensor:
         t = _rows(t, x)
-        return expand(drift_coefficient(path, t), x) * x - expand(diffusion_squared(path, t), x) * score(x, t)
+        f = _per_row(lambda s: drift_coefficient(path, s), t, x)
+        g2 = _per_row(lambda s: diffusion_squared(path, s), t, x)
+        return f * x - g2 * score(x, t)
     return drift
 
 
@@ -117,5 +142,25 @@ def pf_ode_drift(eps_fn: PathEpsFn, path: GaussianPath) -> DriftFn:
 
     def drift(x: Tensor, t: Tensor) -> Tensor:
         t = _rows(t, x)
-        return expand(drift_coefficient(path, t), x) * x - 0.5 * expand(diffusion_squared(path, t), x) * score(x, t)
+        f = _per_row(lambda s: drift_coefficient(path, s), t, x)
+        g2 = _per_row(lambda s: diffusion_squared(path, s), t, x)
+        return f * x - 0.5 * g2 * score(x, t)
     return drift
+
+
+# ------------------------------------------------------------------ where a discrete network's SDE runs
+@dataclass(frozen=True)
+class NetworkOde:
+    """The path on which a discrete-time network is run in continuous time, and the two ends of the run."""
+
+    path: GaussianPath
+    t_start: float  # the time with the log SNR of the schedule's t = 1: the least noise the network was trained at
+    t_end: float  # 1: the prior N(0, sigma(1)^2 I), which leaves out alpha(1) = 0.0066 of signal
+
+
+def network_ode(schedule: Schedule) -> NetworkOde:
+    """The VP-SDE path of Song et al. (2021) (beta from 0.1 to 20) for a network of ``schedule``: the network is
+    asked at equal SNR (``path_eps_fn``), from t_start (its t = 1) to t_end = 1 (beta = 20, so Euler-Maruyama
+    with 20 or more steps stays stable; any VP path gives the same ODE up to a change of time)."""
+    path = vp_linear()
+    return NetworkOde(path=path, t_start=float(path.t_at_log_snr(schedule.log_snr[1])), t_end=1.0)

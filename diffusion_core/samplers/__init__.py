@@ -8,6 +8,9 @@
 - ``guidance``: classifier-free guidance (Ho & Salimans 2022);
 - ``process``: the shared loop (EpsReverseProcess, ReverseProcess, sample_eps, sample, generate);
 - ``flow``: the flow ODE of a Gaussian path (Euler, Heun) and an eps network as a velocity field;
+- ``sde``: Euler-Maruyama for the forward and reverse-time SDEs, the Langevin corrector (Song et al. 2021);
+- ``ode_solvers``: Dormand-Prince RK45 and fixed-step Heun for any ODE (the ODE likelihood's solver);
+- ``continuous``: the class-conditional network sampled by the reverse SDE or the PF-ODE at a number of calls;
 - ``ode_paths`` and ``trajectory``: what the pages read off the probability-flow ODE and off a reverse run.
 
 Every name callers used from the former ``samplers.py`` is re-exported here.

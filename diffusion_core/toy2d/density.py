@@ -119,8 +119,14 @@ class FokkerPlanck:
     @property
     def relative_residual(self) -> float:
         """max |residual| / the largest of the three terms anywhere on the points."""
-        largest = max(float(v.abs().max()) for v in (self.dp_dt, self.transport, self.diffusion))
-        return float(self.residual.abs().max()) / largest if largest > 0 else 0.0
+        return self.relative_residual_with(1.0)
+
+    def relative_residual_with(self, g2_scale: float) -> float:
+        """The relative residual had g^2 been multiplied by ``g2_scale`` (the diffusion term scales with it)."""
+        diffusion = g2_scale * self.diffusion
+        largest = max(float(v.abs().max()) for v in (self.dp_dt, self.transport, diffusion))
+        residual = self.dp_dt - self.transport - diffusion
+        return float(residual.abs().max()) / largest if largest > 0 else 0.0
 
 
 def fokker_planck_terms(x: Tensor, t: float, data: Tensor, path: GaussianPath, *,

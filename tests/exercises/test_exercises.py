@@ -133,12 +133,24 @@ def reference(ex: Exercise) -> list[float]:
     if key == ("fewstep", "calls"):  # Heun: 2 per step but 1 on the step to t = 0; guidance: 2 passes per call
         calls = 2 * v["k"] - 1 if v["sampler"] == "Heun" else v["k"]
         return [float(calls), float(2 * calls)]
+    if key == ("continuous", "vp_sde"):  # Song et al. (2021), eq. 11: f = -beta / 2, g = sqrt(beta)
+        beta = 0.1 + 19.9 * v["t"]
+        return [-beta / 2, sqrt(beta)]
+    if key == ("continuous", "gaussian_score"):
+        assert abs(v["alpha"] - math.exp(-0.5 * (0.1 * v["t"] + 9.95 * v["t"] ** 2))) < 1e-4
+        assert abs(v["alpha"] ** 2 + v["sigma"] ** 2 - 1) < 1e-3  # a VP path
+        return [-(v["x"] - v["alpha"] * v["mu"]) / (v["alpha"] ** 2 * v["std"] ** 2 + v["sigma"] ** 2)]
+    if key == ("continuous", "deterministic"):
+        return [sqrt((0.1 + 19.9 * v["t"]) * v["h"]), 0.0]
+    if key == ("continuous", "change_of_variables"):  # x_0 = x_1 e^-c, log N(x_0; 0, 1) - c
+        x0 = v["x1"] * math.exp(-v["c"])
+        return [-0.5 * x0**2 - 0.5 * log(2 * math.pi) - v["c"]]
     raise AssertionError(f"no reference for {key}")
 
 
 def test_every_exercise_has_a_reference_and_every_page_two_exercises():
     assert set(EXERCISES) == {"gaussian", "forward_chain", "closed_form", "your_image", "posterior", "bound",
-                              "reverse", "steps", "playground", "flow", "latent", "fewstep"}
+                              "reverse", "steps", "playground", "flow", "latent", "fewstep", "continuous"}
     assert all(2 <= len(kinds) <= 4 for kinds in EXERCISES.values())
     for page, kind in PAIRS:
         assert len(reference(make_exercise(page, kind, 0))) == len(make_exercise(page, kind, 0).parts)
@@ -402,6 +414,7 @@ PAGE_FILES = {
     "flow": "pages/10_Flow_matching.py",
     "latent": "pages/13_Latent_diffusion.py",
     "fewstep": "pages/12_Few_steps.py",
+    "continuous": "pages/11_Continuous_time.py",
 }
 EXISTING = [(pid, path) for pid, path in PAGE_FILES.items()
             if (ROOT / path).is_file() and "check_yourself(tr" in (ROOT / path).read_text()]

@@ -126,6 +126,8 @@ PAGES = [
     ("pages/10_Flow_matching.py", dict(flow_steps=300, flow_width=32)),
     ("pages/13_Latent_diffusion.py", dict(latent_2d_steps=50, latent_steps=50)),
     ("pages/12_Few_steps.py", {}),
+    ("pages/11_Continuous_time.py", {}),
+    ("pages/11_Continuous_time.py", dict(continuous_t=0.01, continuous_tol=0.01, continuous_path_T=1000)),
 ]
 
 

@@ -82,7 +82,7 @@ def test_the_default_prior_is_the_path_s_gaussian(points):
 
 
 def test_hutchinson_is_unbiased_with_the_spread_it_should_have(points):
-    """Each single-probe estimate is log p + noise; the mean of 64 probes lands within 4 standard errors of the
+    """Each single-probe estimate is log p + noise; the mean of 32 single-probe runs lands within 4 standard errors of the
     exact value, and a probe count of 16 shrinks the spread about 4 fold (1 / sqrt(k))."""
     x, path = points
     x = x[:4]
@@ -90,15 +90,15 @@ def test_hutchinson_is_unbiased_with_the_spread_it_should_have(points):
     exact = log_normal(x, mean, cov)
     singles = torch.stack([ode_log_likelihood(exact_eps_fn(path), x, path, t_start=0.01, solver=DormandPrince(1e-5, 1e-5),
                                               hutchinson=1, generator=torch.Generator().manual_seed(i),
-                                              prior_log_p=exact_prior(path)) for i in range(64)])
+                                              prior_log_p=exact_prior(path)) for i in range(32)])
     spread = singles.std(0)
     assert bool((spread > 1e-3).all())  # the probes do add noise here (the Jacobian is not diagonal)
-    assert bool(((singles.mean(0) - exact).abs() < 4 * spread / 8).all())
+    assert bool(((singles.mean(0) - exact).abs() < 4 * spread / math.sqrt(32)).all())
     sixteen = torch.stack([ode_log_likelihood(exact_eps_fn(path), x, path, t_start=0.01, solver=DormandPrince(1e-5, 1e-5),
                                               hutchinson=16, generator=torch.Generator().manual_seed(100 + i),
-                                              prior_log_p=exact_prior(path)) for i in range(12)])
+                                              prior_log_p=exact_prior(path)) for i in range(8)])
     ratio = float((spread / sixteen.std(0)).mean())
-    assert 2.5 < ratio < 6.5
+    assert 2.2 < ratio < 7.5  # 4 expected; the spread of 8 runs is itself uncertain
 
 
 def test_rademacher_and_refusals(points):

@@ -122,7 +122,7 @@ def test_chain_tends_to_the_sde_at_rate_one_over_T():
     assert errors[100] / errors[1000] == pytest.approx(10, rel=0.1)
     assert errors[1000] / errors[10_000] == pytest.approx(10, rel=0.05)
     ten = chain_alpha_bars(10)
-    assert bool(torch.isfinite(ten[:5]).all()) and bool(torch.isnan(ten[6:]).all())  # beta_t >= 1 from t = 6 on
+    assert bool(torch.isfinite(ten[:5]).all()) and bool(torch.isnan(ten[5:]).all())  # beta_k = 1.005 at k = 5
     # at T = 1000 the chain's betas are Ho et al.'s range: 1e-4 ... 0.02
     assert float(vp_beta(1 / 1000)) / 1000 == pytest.approx(1.199e-4, rel=1e-3)
     assert float(vp_beta(1.0)) / 1000 == pytest.approx(0.02)
