@@ -6,7 +6,6 @@ Ho & Salimans 2022). Shapes: points [N, 2]; labels LongTensor [N] of 0..num_clas
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass
 
 import torch
@@ -17,9 +16,9 @@ from ..models.unet import NULL_LABEL, timestep_embedding
 from ..process.forward import q_sample
 from ..process.schedules import Schedule
 from ..samplers import EpsFn, guided_eps_fn
-from ..training.denoiser import learning_rate, update_ema
 from .exact import optimal_eps
-from .mlp import MLPConfig, Progress, TrainConfig, TrainResult, one_thread
+from .fit import LossLog, Progress, optimiser_step
+from .mlp import MLPConfig, TrainConfig, TrainResult, one_thread
 
 
 class ExactConditionalDenoiser(nn.Module):
@@ -103,8 +102,7 @@ def train_conditional_mlp(data: Tensor, data_labels: Tensor, schedule: Schedule,
             model = CondEpsMLP(config)
         ema = copy.deepcopy(model).requires_grad_(False)
         opt = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
-        steps, losses, running = [], [], None
-        started = time.perf_counter()
+        log = LossLog(train.steps, every, progress)
         for step in range(train.steps):
             idx = torch.randint(0, len(data), (train.batch,), generator=generator)
             t = torch.randint(1, schedule.T + 1, (train.batch,), generator=generator)
@@ -112,17 +110,6 @@ def train_conditional_mlp(data: Tensor, data_labels: Tensor, schedule: Schedule,
             drop = torch.rand(train.batch, generator=generator) < p_uncond
             y = torch.where(drop, torch.full_like(data_labels[idx], NULL_LABEL), data_labels[idx])
             loss = F.mse_loss(model(q_sample(data[idx], t, noise, schedule), t, y), noise)  # L_simple, eq. 14
-            for group in opt.param_groups:
-                group["lr"] = learning_rate(step, train)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            update_ema(ema, model, min(train.ema, (2 + step) / (11 + step)))
-            running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-            if (step + 1) % every == 0 or step + 1 == train.steps:
-                steps.append(step + 1)
-                losses.append(running)
-                if progress is not None:
-                    progress(step + 1, train.steps, running)
+            log.record(step, optimiser_step(model, ema, opt, loss, step, train))
         ema.eval()
-        return TrainResult(model=ema, steps=steps, losses=losses, seconds=time.perf_counter() - started)
+        return TrainResult(model=ema, steps=log.steps, losses=log.losses, seconds=log.seconds)

@@ -18,7 +18,6 @@ x_0 + t z with the data at t = eps, so their boundary is f(x, eps) = x, ours f(x
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass
 
 import torch
@@ -26,8 +25,9 @@ from torch import Tensor, nn
 
 from ..samplers.flow import FlowMethod, VelocityFn
 from ..training.denoiser import update_ema
+from .fit import LossLog, Progress, optimiser_step
 from .flow import VelocityMLP, VelocityMLPConfig
-from .mlp import Progress, one_thread
+from .mlp import one_thread
 
 
 def boundary_coefficients(t: Tensor, sigma_data: float = 1.0) -> tuple[Tensor, Tensor]:
@@ -89,8 +89,7 @@ def train_consistency(data: Tensor, teacher: VelocityFn, model_config: VelocityM
         ema = copy.deepcopy(model).requires_grad_(False)
         opt = torch.optim.Adam(model.parameters(), lr=config.lr)
         grid = torch.linspace(0, 1, config.intervals + 1, dtype=torch.float64)
-        steps, losses, running = [], [], None
-        started = time.perf_counter()
+        log = LossLog(config.steps, every, progress)
         for step in range(config.steps):
             idx = torch.randint(0, len(data), (config.batch,), generator=generator)
             n = torch.randint(0, config.intervals, (config.batch,), generator=generator)
@@ -101,21 +100,11 @@ def train_consistency(data: Tensor, teacher: VelocityFn, model_config: VelocityM
                 x_now = ode_step(teacher, x_next, t_next, t_now, config.solver)
                 goal = target(x_now.float(), t_now)
             loss = ((model(x_next.float(), t_next) - goal) ** 2).sum(1).mean()  # d = squared L2, lambda = 1
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            value = optimiser_step(model, ema, opt, loss, step, config, schedule_lr=False)  # Adam at a constant rate
             update_ema(target, model, config.mu)  # theta- <- stopgrad(mu theta- + (1 - mu) theta)
-            update_ema(ema, model, min(config.ema, (2 + step) / (11 + step)))
-            value = loss.item()
-            running = value if running is None else 0.98 * running + 0.02 * value
-            done = step + 1
-            if done % every == 0 or done == config.steps:
-                steps.append(done)
-                losses.append(running)
-                if progress is not None:
-                    progress(done, config.steps, running)
+            log.record(step, value)
         ema.eval()
-        return ConsistencyResult(model=ema, steps=steps, losses=losses, seconds=time.perf_counter() - started)
+        return ConsistencyResult(model=ema, steps=log.steps, losses=log.losses, seconds=log.seconds)
 
 
 def ode_step(teacher: VelocityFn, x: Tensor, t: Tensor, t_next: Tensor, method: FlowMethod) -> Tensor:

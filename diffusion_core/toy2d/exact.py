@@ -4,7 +4,6 @@ prediction and the exact score. Shapes: points [N, 2]; t an int or a LongTensor 
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from ..process.forward import check_timesteps

@@ -14,7 +14,6 @@ For x_t = alpha(t) x_0 + sigma(t) eps with x_0 uniform over the rows x_1..x_M of
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass
 from typing import get_args
 
@@ -26,8 +25,8 @@ from ..models.unet import timestep_embedding
 from ..process.losses import TimeSampling, sample_flow_times, velocity_target
 from ..process.paths import GaussianPath
 from ..samplers.flow import VelocityFn
-from ..training.denoiser import learning_rate, update_ema
-from .mlp import Progress, one_thread
+from .fit import LossLog, Progress, optimiser_step
+from .mlp import one_thread
 
 _CHUNK_ELEMENTS = 2**20  # query-data pairs per chunk, as in exact.optimal_x0: 8 MB per float64 [rows, M] matrix
 TIME_SAMPLINGS: tuple[str, ...] = get_args(TimeSampling)
@@ -211,8 +210,7 @@ def _train(data: Tensor, path: GaussianPath, model_config: VelocityMLPConfig, co
         model = VelocityMLP(model_config)
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps, losses, running = [], [], None
-    started = time.perf_counter()
+    log = LossLog(config.steps, every, progress)
     model.train()
     for step in range(config.steps):
         idx = torch.randint(0, len(data), (config.batch,), generator=generator)
@@ -223,19 +221,6 @@ def _train(data: Tensor, path: GaussianPath, model_config: VelocityMLPConfig, co
         x_t = path.sample(x0, t, noise)
         target = velocity_target(x0, noise, t, path)  # eq. 9's target
         loss = F.mse_loss(model(x_t, t.float()), target)
-        for group in opt.param_groups:
-            group["lr"] = learning_rate(step, config)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        update_ema(ema, model, min(config.ema, (2 + step) / (11 + step)))
-        value = loss.item()
-        running = value if running is None else 0.98 * running + 0.02 * value
-        done = step + 1
-        if done % every == 0 or done == config.steps:
-            steps.append(done)
-            losses.append(running)
-            if progress is not None:
-                progress(done, config.steps, running)
+        log.record(step, optimiser_step(model, ema, opt, loss, step, config))
     ema.eval()
-    return FlowTrainResult(model=ema, steps=steps, losses=losses, seconds=time.perf_counter() - started)
+    return FlowTrainResult(model=ema, steps=log.steps, losses=log.losses, seconds=log.seconds)

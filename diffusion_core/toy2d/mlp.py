@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -17,7 +16,7 @@ from ..models.unet import timestep_embedding
 from ..process.forward import q_sample
 from ..process.schedules import Schedule
 from ..samplers import EpsFn
-from ..training.denoiser import learning_rate, update_ema
+from .fit import LossLog, Progress, optimiser_step
 
 
 @contextmanager
@@ -109,7 +108,6 @@ class TrainResult:
     seconds: float  # wall time of the training loop
 
 
-Progress = Callable[[int, int, float], None]  # progress(step, steps, smoothed loss)
 
 
 def train_mlp(data: Tensor, schedule: Schedule, model_config: MLPConfig = MLPConfig(),
@@ -134,27 +132,13 @@ def _train(data: Tensor, schedule: Schedule, model_config: MLPConfig, config: Tr
         model = EpsMLP(model_config)
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps, losses, running = [], [], None
-    started = time.perf_counter()
+    log = LossLog(config.steps, every, progress)
     model.train()
     for step in range(config.steps):
         idx = torch.randint(0, len(data), (config.batch,), generator=generator)
         t = torch.randint(1, schedule.T + 1, (config.batch,), generator=generator)
         noise = torch.randn(config.batch, 2, generator=generator)
         loss = F.mse_loss(model(q_sample(data[idx], t, noise, schedule), t), noise)  # L_simple, eq. 14
-        for group in opt.param_groups:
-            group["lr"] = learning_rate(step, config)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        update_ema(ema, model, min(config.ema, (2 + step) / (11 + step)))
-        value = loss.item()
-        running = value if running is None else 0.98 * running + 0.02 * value
-        done = step + 1
-        if done % every == 0 or done == config.steps:
-            steps.append(done)
-            losses.append(running)
-            if progress is not None:
-                progress(done, config.steps, running)
+        log.record(step, optimiser_step(model, ema, opt, loss, step, config))
     ema.eval()
-    return TrainResult(model=ema, steps=steps, losses=losses, seconds=time.perf_counter() - started)
+    return TrainResult(model=ema, steps=log.steps, losses=log.losses, seconds=log.seconds)

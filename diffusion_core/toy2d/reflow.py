@@ -14,7 +14,6 @@ the other way (their X_0 is the noise, X_1 the data): here x_1 is the noise end,
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,9 +23,9 @@ from torch import Tensor
 
 from ..process.losses import sample_flow_times
 from ..samplers.flow import FlowMethod, VelocityFn, flow_ode, flow_times, integrate_flow
-from ..training.denoiser import learning_rate, update_ema
+from .fit import LossLog, Progress, optimiser_step
 from .flow import FlowTrainConfig, FlowTrainResult, VelocityMLP, VelocityMLPConfig
-from .mlp import Progress, one_thread
+from .mlp import one_thread
 
 
 @dataclass(frozen=True)
@@ -115,8 +114,7 @@ def train_reflow_mlp(pairs: Pairs, model_config: VelocityMLPConfig = VelocityMLP
         ema = copy.deepcopy(model).requires_grad_(False)
         opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         x0, x1 = pairs.x0.float(), pairs.x1.float()
-        steps, losses, running = [], [], None
-        started = time.perf_counter()
+        log = LossLog(config.steps, every, progress)
         for step in range(config.steps):
             idx = torch.randint(0, len(x0), (config.batch,), generator=generator)
             t = sample_flow_times(config.batch, config.time_sampling, generator=generator,
@@ -124,22 +122,9 @@ def train_reflow_mlp(pairs: Pairs, model_config: VelocityMLPConfig = VelocityMLP
             a, b = x0[idx], x1[idx]
             x_t = (1 - t)[:, None] * a + t[:, None] * b
             loss = F.mse_loss(model(x_t, t), b - a)  # eq. 1 of Liu et al. in our time direction
-            for group in opt.param_groups:
-                group["lr"] = learning_rate(step, config)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            update_ema(ema, model, min(config.ema, (2 + step) / (11 + step)))
-            value = loss.item()
-            running = value if running is None else 0.98 * running + 0.02 * value
-            done = step + 1
-            if done % every == 0 or done == config.steps:
-                steps.append(done)
-                losses.append(running)
-                if progress is not None:
-                    progress(done, config.steps, running)
+            log.record(step, optimiser_step(model, ema, opt, loss, step, config))
         ema.eval()
-        return FlowTrainResult(model=ema, steps=steps, losses=losses, seconds=time.perf_counter() - started)
+        return FlowTrainResult(model=ema, steps=log.steps, losses=log.losses, seconds=log.seconds)
 
 
 def euler_samples(velocity_fn: VelocityFn, x1: Tensor, steps: int) -> Tensor:
