@@ -17,7 +17,8 @@ from ..process.forward import q_sample
 from ..process.schedules import Schedule
 from ..samplers import EpsFn, guided_eps_fn
 from .exact import optimal_eps
-from .fit import LossLog, Progress, optimiser_step
+from ..training.denoiser import learning_rate, optimiser_step
+from .fit import LossLog, Progress
 from .mlp import MLPConfig, TrainConfig, TrainResult, one_thread
 
 
@@ -110,6 +111,6 @@ def train_conditional_mlp(data: Tensor, data_labels: Tensor, schedule: Schedule,
             drop = torch.rand(train.batch, generator=generator) < p_uncond
             y = torch.where(drop, torch.full_like(data_labels[idx], NULL_LABEL), data_labels[idx])
             loss = F.mse_loss(model(q_sample(data[idx], t, noise, schedule), t, y), noise)  # L_simple, eq. 14
-            log.record(step, optimiser_step(model, ema, opt, loss, step, train))
+            log.record(step, optimiser_step(model, ema, opt, loss, step, train, lr=learning_rate(step, train)))
         ema.eval()
         return TrainResult(model=ema, steps=log.steps, losses=log.losses, seconds=log.seconds)

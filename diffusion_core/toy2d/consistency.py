@@ -24,8 +24,8 @@ import torch
 from torch import Tensor, nn
 
 from ..samplers.flow import FlowMethod, VelocityFn
-from ..training.denoiser import update_ema
-from .fit import LossLog, Progress, optimiser_step
+from ..training.denoiser import optimiser_step, update_ema
+from .fit import LossLog, Progress
 from .flow import VelocityMLP, VelocityMLPConfig
 from .mlp import one_thread
 
@@ -100,7 +100,7 @@ def train_consistency(data: Tensor, teacher: VelocityFn, model_config: VelocityM
                 x_now = ode_step(teacher, x_next, t_next, t_now, config.solver)
                 goal = target(x_now.float(), t_now)
             loss = ((model(x_next.float(), t_next) - goal) ** 2).sum(1).mean()  # d = squared L2, lambda = 1
-            value = optimiser_step(model, ema, opt, loss, step, config, schedule_lr=False)  # Adam at a constant rate
+            value = optimiser_step(model, ema, opt, loss, step, config)  # Adam at its constant rate
             update_ema(target, model, config.mu)  # theta- <- stopgrad(mu theta- + (1 - mu) theta)
             log.record(step, value)
         ema.eval()

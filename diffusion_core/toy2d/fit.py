@@ -1,5 +1,5 @@
-"""What every 2-D training loop shares, whatever its loss: one optimiser step followed by the EMA of the weights
-(the habits of ``training.denoiser`` at a 2-D scale), and the smoothed loss logged every few steps."""
+"""The smoothed loss that every 2-D training loop logs, whatever its loss (the loops take their optimiser step
+from ``training.denoiser.optimiser_step``, as the MNIST scripts do)."""
 
 from __future__ import annotations
 
@@ -7,26 +7,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from torch import Tensor, nn
-
-from ..training.denoiser import learning_rate, update_ema
 
 Progress = Callable[[int, int, float], None]  # progress(step, steps, smoothed loss)
-
-
-def optimiser_step(model: nn.Module, ema: nn.Module, opt, loss: Tensor, step: int, config, *,
-                   schedule_lr: bool = True) -> float:
-    """Back-propagate ``loss`` and take one step of ``opt`` (0-based ``step``), at the warm-up then cosine learning
-    rate of ``config`` (``training.denoiser.learning_rate``) unless ``schedule_lr`` is False; then move ``ema``
-    towards the weights with decay min(config.ema, (2 + step) / (11 + step)). Returns the loss as a number."""
-    if schedule_lr:
-        for group in opt.param_groups:
-            group["lr"] = learning_rate(step, config)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    update_ema(ema, model, min(config.ema, (2 + step) / (11 + step)))
-    return loss.item()
 
 
 @dataclass

@@ -25,7 +25,8 @@ from ..models.unet import timestep_embedding
 from ..process.losses import TimeSampling, sample_flow_times, velocity_target
 from ..process.paths import GaussianPath
 from ..samplers.flow import VelocityFn
-from .fit import LossLog, Progress, optimiser_step
+from ..training.denoiser import learning_rate, optimiser_step
+from .fit import LossLog, Progress
 from .mlp import one_thread
 
 _CHUNK_ELEMENTS = 2**20  # query-data pairs per chunk, as in exact.optimal_x0: 8 MB per float64 [rows, M] matrix
@@ -221,6 +222,6 @@ def _train(data: Tensor, path: GaussianPath, model_config: VelocityMLPConfig, co
         x_t = path.sample(x0, t, noise)
         target = velocity_target(x0, noise, t, path)  # eq. 9's target
         loss = F.mse_loss(model(x_t, t.float()), target)
-        log.record(step, optimiser_step(model, ema, opt, loss, step, config))
+        log.record(step, optimiser_step(model, ema, opt, loss, step, config, lr=learning_rate(step, config)))
     ema.eval()
     return FlowTrainResult(model=ema, steps=log.steps, losses=log.losses, seconds=log.seconds)

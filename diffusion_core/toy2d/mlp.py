@@ -16,7 +16,8 @@ from ..models.unet import timestep_embedding
 from ..process.forward import q_sample
 from ..process.schedules import Schedule
 from ..samplers import EpsFn
-from .fit import LossLog, Progress, optimiser_step
+from ..training.denoiser import learning_rate, optimiser_step
+from .fit import LossLog, Progress
 
 
 @contextmanager
@@ -139,6 +140,6 @@ def _train(data: Tensor, schedule: Schedule, model_config: MLPConfig, config: Tr
         t = torch.randint(1, schedule.T + 1, (config.batch,), generator=generator)
         noise = torch.randn(config.batch, 2, generator=generator)
         loss = F.mse_loss(model(q_sample(data[idx], t, noise, schedule), t), noise)  # L_simple, eq. 14
-        log.record(step, optimiser_step(model, ema, opt, loss, step, config))
+        log.record(step, optimiser_step(model, ema, opt, loss, step, config, lr=learning_rate(step, config)))
     ema.eval()
     return TrainResult(model=ema, steps=log.steps, losses=log.losses, seconds=log.seconds)

@@ -23,7 +23,8 @@ from torch import Tensor
 
 from ..process.losses import sample_flow_times
 from ..samplers.flow import FlowMethod, VelocityFn, flow_ode, flow_times, integrate_flow
-from .fit import LossLog, Progress, optimiser_step
+from ..training.denoiser import learning_rate, optimiser_step
+from .fit import LossLog, Progress
 from .flow import FlowTrainConfig, FlowTrainResult, VelocityMLP, VelocityMLPConfig
 from .mlp import one_thread
 
@@ -122,7 +123,7 @@ def train_reflow_mlp(pairs: Pairs, model_config: VelocityMLPConfig = VelocityMLP
             a, b = x0[idx], x1[idx]
             x_t = (1 - t)[:, None] * a + t[:, None] * b
             loss = F.mse_loss(model(x_t, t), b - a)  # eq. 1 of Liu et al. in our time direction
-            log.record(step, optimiser_step(model, ema, opt, loss, step, config))
+            log.record(step, optimiser_step(model, ema, opt, loss, step, config, lr=learning_rate(step, config)))
         ema.eval()
         return FlowTrainResult(model=ema, steps=log.steps, losses=log.losses, seconds=log.seconds)
 

@@ -20,14 +20,13 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
-from torch import nn
 from tqdm import tqdm
 
 from ..data.mnist import load_mnist, to_model_range
 from ..models.autoencoder import Autoencoder, AutoencoderConfig, autoencoder_loss, save_autoencoder
 from ..models.devices import resolve_device
-from .denoiser import (CHECKPOINT, CHECKPOINT_STATE, LOSS_LOG, check_resumed_args, keep_loss_log, learning_rate,
-                       load_checkpoint, save_checkpoint, update_ema)
+from .denoiser import (CHECKPOINT, CHECKPOINT_STATE, LOSS_LOG, keep_loss_log, learning_rate, optimiser_step,
+                       resume_state, save_checkpoint)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -83,13 +82,7 @@ def train(args: argparse.Namespace) -> Path:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     generator = torch.Generator(device="cpu").manual_seed(args.seed)  # data order and the posterior's noise
 
-    step, seconds_before, running = 0, 0.0, None
-    if args.resume and (out / CHECKPOINT).exists():
-        state = json.loads((out / CHECKPOINT_STATE).read_text())
-        check_resumed_args(state["args"], args)
-        load_checkpoint(out, model, ema, opt, generator, device)
-        step, seconds_before, running = state["step"], state.get("seconds", 0.0), state.get("running_loss")
-        print(f"resumed from {out / CHECKPOINT} at step {step}")
+    step, seconds_before, running = resume_state(out, args, model, ema, opt, generator, device)
     keep_loss_log(out / LOSS_LOG, step)
 
     log = (out / LOSS_LOG).open("a")
@@ -102,16 +95,8 @@ def train(args: argparse.Namespace) -> Path:
         noise = torch.randn((args.batch, *config.latent_shape), generator=generator)
         loss, rec, kl = autoencoder_loss(model, data[idx.to(device)], noise.to(device))
         lr = learning_rate(step, args)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 100.0)  # the loss is a sum over 784 pixels
-        opt.step()
+        value = optimiser_step(model, ema, opt, loss, step, args, lr=lr, max_norm=100.0)  # the loss sums 784 pixels
         step += 1
-        update_ema(ema, model, min(args.ema, (1 + step) / (10 + step)))
-
-        value = loss.item()
         running = value if running is None else 0.98 * running + 0.02 * value
         bar.update(1)
         bar.set_postfix(loss=f"{running:.3f}", rec=f"{rec.item():.2f}", kl=f"{kl.item():.1f}")

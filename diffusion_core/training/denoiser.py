@@ -83,6 +83,24 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
         e.lerp_(p, 1 - decay)
 
 
+def optimiser_step(model: nn.Module, ema: nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor, step: int,
+                   args, *, lr: float | None = None, max_norm: float | None = None) -> float:
+    """Back-propagate ``loss`` and take optimiser step ``step`` (0-based), at learning rate ``lr`` when one is given
+    (each script's schedule, e.g. ``learning_rate(step, args)``) and with the gradient's norm clipped to ``max_norm``
+    when one is given; then move ``ema`` towards the weights with decay min(args.ema, (2 + step) / (11 + step)).
+    Returns the loss as a number."""
+    if lr is not None:
+        for group in opt.param_groups:
+            group["lr"] = lr
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if max_norm is not None:
+        nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    opt.step()
+    update_ema(ema, model, min(args.ema, (2 + step) / (11 + step)))
+    return loss.item()
+
+
 def save_checkpoint(out: Path, step: int, model, ema, opt, generator, args, seconds: float = 0.0,
                     running_loss: float | None = None) -> None:
     """Model, EMA, AdamW moments and the data/noise generator, written atomically; beside them, in JSON,
@@ -133,6 +151,18 @@ def load_checkpoint(out: Path, model, ema, opt, generator, device) -> None:
     generator.set_state(tensors["rng"])
 
 
+def resume_state(out: Path, args: argparse.Namespace, model, ema, opt, generator, device) -> tuple[int, float, float | None]:
+    """With ``args.resume`` and a checkpoint in ``out``: its arguments checked against ``args``, its weights, AdamW
+    moments and generator loaded, and (step, training seconds so far, smoothed loss) returned; else (0, 0.0, None)."""
+    if not (args.resume and (out / CHECKPOINT).exists()):
+        return 0, 0.0, None
+    state = json.loads((out / CHECKPOINT_STATE).read_text())
+    check_resumed_args(state["args"], args)
+    load_checkpoint(out, model, ema, opt, generator, device)
+    print(f"resumed from {out / CHECKPOINT} at step {state['step']}")
+    return state["step"], state.get("seconds", 0.0), state.get("running_loss")
+
+
 def keep_loss_log(path: Path, step: int) -> None:
     """Start the loss log afresh (step 0), or keep only its rows up to ``step``, those of the checkpoint a
     run resumes from: rows written after it, before the run stopped, are written again as it goes on."""
@@ -165,13 +195,7 @@ def train(args: argparse.Namespace) -> Path:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     generator = torch.Generator(device="cpu").manual_seed(args.seed)  # data, t, noise, label drop
 
-    step, seconds_before, running_loss = 0, 0.0, None
-    if args.resume and (out / CHECKPOINT).exists():
-        state = json.loads((out / CHECKPOINT_STATE).read_text())
-        check_resumed_args(state["args"], args)
-        load_checkpoint(out, model, ema, opt, generator, device)
-        step, seconds_before, running_loss = state["step"], state.get("seconds", 0.0), state.get("running_loss")
-        print(f"resumed from {out / CHECKPOINT} at step {step}")
+    step, seconds_before, running_loss = resume_state(out, args, model, ema, opt, generator, device)
     keep_loss_log(out / LOSS_LOG, step)
 
     log = (out / LOSS_LOG).open("a")
@@ -191,16 +215,8 @@ def train(args: argparse.Namespace) -> Path:
         x_t = q_sample(x0, t, noise, schedule)
         loss = F.mse_loss(model(x_t, t, y), noise)  # L_simple, Ho et al. 2020, eq. 14
         lr = learning_rate(step, args)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        value = optimiser_step(model, ema, opt, loss, step, args, lr=lr, max_norm=1.0)
         step += 1
-        update_ema(ema, model, min(args.ema, (1 + step) / (10 + step)))
-
-        value = loss.item()
         running_loss = value if running_loss is None else 0.99 * running_loss + 0.01 * value
         bar.update(1)
         bar.set_postfix(loss=f"{running_loss:.4f}", lr=f"{lr:.2e}")

@@ -24,7 +24,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
-from torch import nn
 from tqdm import tqdm
 
 from ..data.mnist import load_mnist, to_model_range
@@ -35,8 +34,8 @@ from ..models.latent import (AUTOENCODER_STEM, LatentConfig, latent_scale_factor
 from ..models.unet import NULL_LABEL, UNet, UNetConfig
 from ..process.forward import q_sample
 from ..process.schedules import SCHEDULE_KINDS, make_schedule
-from .denoiser import (CHECKPOINT, CHECKPOINT_STATE, LOSS_LOG, check_resumed_args, keep_loss_log, learning_rate,
-                       load_checkpoint, save_checkpoint, update_ema)
+from .denoiser import (CHECKPOINT, CHECKPOINT_STATE, LOSS_LOG, keep_loss_log, learning_rate, optimiser_step,
+                       resume_state, save_checkpoint)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -117,13 +116,7 @@ def train(args: argparse.Namespace) -> Path:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     generator = torch.Generator(device="cpu").manual_seed(args.seed)  # data, posterior draw, t, noise, label drop
 
-    step, seconds_before, running = 0, 0.0, None
-    if args.resume and (out / CHECKPOINT).exists():
-        state = json.loads((out / CHECKPOINT_STATE).read_text())
-        check_resumed_args(state["args"], args)
-        load_checkpoint(out, model, ema, opt, generator, device)
-        step, seconds_before, running = state["step"], state.get("seconds", 0.0), state.get("running_loss")
-        print(f"resumed from {out / CHECKPOINT} at step {step}")
+    step, seconds_before, running = resume_state(out, args, model, ema, opt, generator, device)
     keep_loss_log(out / LOSS_LOG, step)
     print(f"scale factor {scale:.5f} (latent std {1 / scale:.4f}), {len(means)} latents of shape {shape}")
 
@@ -144,16 +137,8 @@ def train(args: argparse.Namespace) -> Path:
         t, noise = t.to(device), noise.to(device)
         loss = F.mse_loss(model(q_sample(z0, t, noise, schedule), t, y), noise)  # L_simple, Ho et al. 2020, eq. 14
         lr = learning_rate(step, args)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        value = optimiser_step(model, ema, opt, loss, step, args, lr=lr, max_norm=1.0)
         step += 1
-        update_ema(ema, model, min(args.ema, (1 + step) / (10 + step)))
-
-        value = loss.item()
         running = value if running is None else 0.99 * running + 0.01 * value
         bar.update(1)
         bar.set_postfix(loss=f"{running:.4f}", lr=f"{lr:.2e}")

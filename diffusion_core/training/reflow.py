@@ -41,7 +41,7 @@ from ..models.reflow import ReflowStudent, StudentConfig, build_student, save_st
 from ..models.unet import UNet
 from ..models.weights import PRETRAINED_DIR, build_denoiser
 from .denoiser import CHECKPOINT, CHECKPOINT_STATE, LOSS_LOG, check_resumed_args, keep_loss_log, load_checkpoint
-from .denoiser import save_checkpoint, update_ema
+from .denoiser import optimiser_step, save_checkpoint
 from .reflow_pairs import PAIRS_INFO, SHARD_PATTERN
 
 # Arguments a resumed run may change: where things are, how it runs, and how long.
@@ -173,15 +173,8 @@ def train(args: argparse.Namespace) -> Path:
         t = sample_times(args.batch, args, generator)
         loss = reflow_loss(student, pool.x0[idx], pool.x1[idx], pool.labels[idx], t)
         lr = learning_rate(step, args)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        opt.step()
+        value = optimiser_step(student, ema, opt, loss, step, args, lr=lr, max_norm=1.0)
         step += 1
-        update_ema(ema, student, min(args.ema, (1 + step) / (10 + step)))
-        value = loss.item()
         running_loss = value if running_loss is None else 0.99 * running_loss + 0.01 * value
         bar.update(1)
         bar.set_postfix(loss=f"{running_loss:.4f}", pairs=len(pool))

@@ -50,7 +50,12 @@ def autoencoder_run(data, tmp_path_factory):
 
 
 def _stop_at(monkeypatch, module, n: int) -> None:
-    """Make ``module``'s training loop raise KeyboardInterrupt after step n (as a closed session would)."""
+    """Make ``module``'s training loop raise KeyboardInterrupt after step n (as a closed session would): its
+    optimiser step (``training.denoiser.optimiser_step``) ends with the EMA update, which is patched there."""
+    from diffusion_core.training import denoiser
+
+    assert module.optimiser_step is denoiser.optimiser_step
+    module = denoiser
     real = module.update_ema
     calls = {"n": 0}
 
