@@ -15,18 +15,17 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import time
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
-from tqdm import tqdm
 
 from ..data.mnist import load_mnist, to_model_range
 from ..models.autoencoder import Autoencoder, AutoencoderConfig, autoencoder_loss, save_autoencoder
 from ..models.devices import resolve_device
 from .denoiser import (CHECKPOINT, CHECKPOINT_STATE, LOSS_LOG, keep_loss_log, learning_rate, optimiser_step,
                        resume_state, save_checkpoint)
+from .run_log import RunLog
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -85,10 +84,7 @@ def train(args: argparse.Namespace) -> Path:
     step, seconds_before, running = resume_state(out, args, model, ema, opt, generator, device)
     keep_loss_log(out / LOSS_LOG, step)
 
-    log = (out / LOSS_LOG).open("a")
-    bar = tqdm(total=args.steps, initial=step, disable=args.quiet, smoothing=0.05)
-    last_checkpoint = started = time.monotonic()
-    elapsed = lambda: seconds_before + time.monotonic() - started  # noqa: E731  training time, over resumes
+    log = RunLog(out / LOSS_LOG, args, step, seconds_before, running, smoothing=(0.98, 0.02), loss_digits=3)
     model.train()
     while step < args.steps:
         idx = torch.randint(0, len(data), (args.batch,), generator=generator)
@@ -97,16 +93,10 @@ def train(args: argparse.Namespace) -> Path:
         lr = learning_rate(step, args)
         value = optimiser_step(model, ema, opt, loss, step, args, lr=lr, max_norm=100.0)  # the loss sums 784 pixels
         step += 1
-        running = value if running is None else 0.98 * running + 0.02 * value
-        bar.update(1)
-        bar.set_postfix(loss=f"{running:.3f}", rec=f"{rec.item():.2f}", kl=f"{kl.item():.1f}")
-        if step % 50 == 0 or step == args.steps:
-            log.write(f"{step},{running:.5f},{lr:.3e},{elapsed():.1f}\n")
-            log.flush()
-        if time.monotonic() - last_checkpoint > 60 * args.checkpoint_minutes or step == args.steps:
-            save_checkpoint(out, step, model, ema, opt, generator, args, elapsed(), running)
-            last_checkpoint = time.monotonic()
-    bar.close()
+        log.record(step, value, lr, rec=f"{rec.item():.2f}", kl=f"{kl.item():.1f}")
+        if log.checkpoint_due(step):
+            save_checkpoint(out, step, model, ema, opt, generator, args, log.elapsed(), log.running)
+            log.checkpointed()
     log.close()
     return save_autoencoder(ema.cpu().eval(), out, args.name)
 

@@ -19,7 +19,6 @@ import argparse
 import copy
 import json
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,6 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
-from tqdm import tqdm
 
 from ..data.mnist import load_mnist, to_model_range
 from ..models.devices import resolve_device
@@ -35,6 +33,7 @@ from ..models.unet import NULL_LABEL, UNet, UNetConfig
 from ..models.weights import DenoiserConfig, save_denoiser
 from ..process.forward import q_sample
 from ..process.schedules import SCHEDULE_KINDS, make_schedule
+from .run_log import RunLog
 
 CHECKPOINT = "checkpoint.safetensors"
 CHECKPOINT_STATE = "checkpoint.json"
@@ -198,10 +197,7 @@ def train(args: argparse.Namespace) -> Path:
     step, seconds_before, running_loss = resume_state(out, args, model, ema, opt, generator, device)
     keep_loss_log(out / LOSS_LOG, step)
 
-    log = (out / LOSS_LOG).open("a")
-    bar = tqdm(total=args.steps, initial=step, disable=args.quiet, smoothing=0.05)
-    last_checkpoint = started = time.monotonic()
-    elapsed = lambda: seconds_before + time.monotonic() - started  # noqa: E731  training time, over resumes
+    log = RunLog(out / LOSS_LOG, args, step, seconds_before, running_loss)
     model.train()
     while step < args.steps:
         idx = torch.randint(0, len(data), (args.batch,), generator=generator)
@@ -217,16 +213,10 @@ def train(args: argparse.Namespace) -> Path:
         lr = learning_rate(step, args)
         value = optimiser_step(model, ema, opt, loss, step, args, lr=lr, max_norm=1.0)
         step += 1
-        running_loss = value if running_loss is None else 0.99 * running_loss + 0.01 * value
-        bar.update(1)
-        bar.set_postfix(loss=f"{running_loss:.4f}", lr=f"{lr:.2e}")
-        if step % 50 == 0 or step == args.steps:
-            log.write(f"{step},{running_loss:.5f},{lr:.3e},{elapsed():.1f}\n")
-            log.flush()
-        if time.monotonic() - last_checkpoint > 60 * args.checkpoint_minutes or step == args.steps:
-            save_checkpoint(out, step, model, ema, opt, generator, args, elapsed(), running_loss)
-            last_checkpoint = time.monotonic()
-    bar.close()
+        log.record(step, value, lr, lr=f"{lr:.2e}")
+        if log.checkpoint_due(step):
+            save_checkpoint(out, step, model, ema, opt, generator, args, log.elapsed(), log.running)
+            log.checkpointed()
     log.close()
     return save_denoiser(ema, config, out)
 

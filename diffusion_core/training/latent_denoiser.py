@@ -17,14 +17,12 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
-from tqdm import tqdm
 
 from ..data.mnist import load_mnist, to_model_range
 from ..models.autoencoder import Autoencoder, load_autoencoder
@@ -36,6 +34,7 @@ from ..process.forward import q_sample
 from ..process.schedules import SCHEDULE_KINDS, make_schedule
 from .denoiser import (CHECKPOINT, CHECKPOINT_STATE, LOSS_LOG, keep_loss_log, learning_rate, optimiser_step,
                        resume_state, save_checkpoint)
+from .run_log import RunLog
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -120,10 +119,7 @@ def train(args: argparse.Namespace) -> Path:
     keep_loss_log(out / LOSS_LOG, step)
     print(f"scale factor {scale:.5f} (latent std {1 / scale:.4f}), {len(means)} latents of shape {shape}")
 
-    log = (out / LOSS_LOG).open("a")
-    bar = tqdm(total=args.steps, initial=step, disable=args.quiet, smoothing=0.05)
-    last_checkpoint = started = time.monotonic()
-    elapsed = lambda: seconds_before + time.monotonic() - started  # noqa: E731  training time, over resumes
+    log = RunLog(out / LOSS_LOG, args, step, seconds_before, running)
     model.train()
     while step < args.steps:
         idx = torch.randint(0, len(means), (args.batch,), generator=generator)
@@ -139,16 +135,10 @@ def train(args: argparse.Namespace) -> Path:
         lr = learning_rate(step, args)
         value = optimiser_step(model, ema, opt, loss, step, args, lr=lr, max_norm=1.0)
         step += 1
-        running = value if running is None else 0.99 * running + 0.01 * value
-        bar.update(1)
-        bar.set_postfix(loss=f"{running:.4f}", lr=f"{lr:.2e}")
-        if step % 50 == 0 or step == args.steps:
-            log.write(f"{step},{running:.5f},{lr:.3e},{elapsed():.1f}\n")
-            log.flush()
-        if time.monotonic() - last_checkpoint > 60 * args.checkpoint_minutes or step == args.steps:
-            save_checkpoint(out, step, model, ema, opt, generator, args, elapsed(), running)
-            last_checkpoint = time.monotonic()
-    bar.close()
+        log.record(step, value, lr, lr=f"{lr:.2e}")
+        if log.checkpoint_due(step):
+            save_checkpoint(out, step, model, ema, opt, generator, args, log.elapsed(), log.running)
+            log.checkpointed()
     log.close()
     return save_latent_denoiser(ema.cpu().eval(), config, out, autoencoder)
 

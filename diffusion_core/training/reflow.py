@@ -35,7 +35,6 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 from torch import nn
-from tqdm import tqdm
 
 from ..models.reflow import ReflowStudent, StudentConfig, build_student, save_student
 from ..models.unet import UNet
@@ -43,6 +42,7 @@ from ..models.weights import PRETRAINED_DIR, build_denoiser
 from .denoiser import CHECKPOINT, CHECKPOINT_STATE, LOSS_LOG, check_resumed_args, keep_loss_log, load_checkpoint
 from .denoiser import optimiser_step, save_checkpoint
 from .reflow_pairs import PAIRS_INFO, SHARD_PATTERN
+from .run_log import RunLog
 
 # Arguments a resumed run may change: where things are, how it runs, and how long.
 RESUMABLE = frozenset({"data", "out", "device", "threads", "checkpoint_minutes", "export", "steps", "teacher"})
@@ -158,15 +158,12 @@ def train(args: argparse.Namespace) -> Path:
 
     def checkpoint() -> None:
         pool.grow()  # shards that appeared since: the pool of the steps after this checkpoint
-        save_checkpoint(out, step, student.net, ema.net, opt, generator, args, elapsed(), running_loss)
+        save_checkpoint(out, step, student.net, ema.net, opt, generator, args, log.elapsed(), log.running)
         state = json.loads((out / CHECKPOINT_STATE).read_text())
         state |= {"shards": pool.shards, "pairs": len(pool), "pairs_settings": settings}
         (out / CHECKPOINT_STATE).write_text(json.dumps(state, indent=1) + "\n")
 
-    log = (out / LOSS_LOG).open("a")
-    bar = tqdm(total=args.steps, initial=step, disable=args.quiet, smoothing=0.05)
-    last = started = time.monotonic()
-    elapsed = lambda: seconds_before + time.monotonic() - started  # noqa: E731
+    log = RunLog(out / LOSS_LOG, args, step, seconds_before, running_loss, log_every=25)
     student.train()
     while step < args.steps:
         idx = torch.randint(0, len(pool), (args.batch,), generator=generator)
@@ -175,16 +172,10 @@ def train(args: argparse.Namespace) -> Path:
         lr = learning_rate(step, args)
         value = optimiser_step(student, ema, opt, loss, step, args, lr=lr, max_norm=1.0)
         step += 1
-        running_loss = value if running_loss is None else 0.99 * running_loss + 0.01 * value
-        bar.update(1)
-        bar.set_postfix(loss=f"{running_loss:.4f}", pairs=len(pool))
-        if step % 25 == 0 or step == args.steps:
-            log.write(f"{step},{running_loss:.5f},{lr:.3e},{elapsed():.1f}\n")
-            log.flush()
-        if time.monotonic() - last > 60 * args.checkpoint_minutes or step == args.steps:
+        log.record(step, value, lr, pairs=str(len(pool)))
+        if log.checkpoint_due(step):
             checkpoint()
-            last = time.monotonic()
-    bar.close()
+            log.checkpointed()
     log.close()
     return export(out, out)
 
