@@ -22,7 +22,6 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 

@@ -138,3 +138,17 @@ def load_denoiser(device: str | torch.device = "auto", directory: str | Path | N
         raise ValueError(f"unknown model {name!r}; expected one of {tuple(DENOISERS)}")
     target = device if isinstance(device, torch.device) else resolve_device(device)
     return DENOISERS[name](target, directory)
+
+
+WARM_UP_BATCH = 32  # the page's default run: 16 digits, guided, so two passes batched as one
+
+
+def warm_up(model: Denoiser, batch: int = WARM_UP_BATCH) -> None:
+    """One network call on zeros, so that the first Play does not pay for building the convolution
+    kernels of that batch size (oneDNN builds them at the first call of each shape)."""
+    device = next(model.parameters()).device
+    x_t = torch.zeros(batch, 1, 28, 28, device=device)
+    t = torch.full((batch,), model.config.T // 2, device=device)
+    no_label = torch.full((batch,), -1, device=device)
+    with torch.inference_mode():
+        model(x_t, t, no_label)

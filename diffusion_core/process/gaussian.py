@@ -60,6 +60,17 @@ def isotropic_normal_pdf(x: ArrayLike, mu: ArrayLike, sigma: float) -> np.ndarra
     return np.exp(isotropic_normal_log_pdf(x, mu, sigma))
 
 
+def isotropic_level_radius(level: ArrayLike, sigma: float, d: int = 2) -> np.ndarray:
+    """The radius r of the sphere on which N(x; mu, sigma^2 I) in d dimensions equals ``level``: solving
+    (2 pi sigma^2)^{-d/2} exp(-r^2 / (2 sigma^2)) = level gives r = sigma sqrt(-2 ln(level (2 pi sigma^2)^{d/2})).
+    NaN for a level above the density's peak (no such sphere); the contours of the density are these spheres."""
+    sigma = _check_sigma(sigma)
+    level = np.asarray(level, dtype=np.float64)
+    inside = -2.0 * np.log(level * (2.0 * math.pi * sigma**2) ** (d / 2))
+    with np.errstate(invalid="ignore"):
+        return np.where(inside >= 0, sigma * np.sqrt(np.maximum(inside, 0.0)), np.nan)
+
+
 def product_of_normal_pdfs(x: ArrayLike, mu: ArrayLike, sigma: float) -> np.ndarray:
     """prod_i N(x_i | mu_i, sigma^2), one univariate density per coordinate; x [..., d] -> [...].
 

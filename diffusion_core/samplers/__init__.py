@@ -40,6 +40,7 @@ from .process import (
     ReverseProcess,
     Sampler,
     SampleStep,
+    StepperState,
     generate,
     sample,
     sample_eps,
@@ -48,7 +49,7 @@ from .timesteps import SPACINGS, Spacing, half_log_snr, timesteps
 
 __all__ = [
     "DEFAULT_GUIDANCE", "SAMPLERS", "SPACINGS", "DdpmVariance", "DpmSolverCoefficients", "DpmSolverStepOutput",
-    "EpsFn", "EpsReverseProcess", "ReverseProcess", "SampleStep", "Sampler", "Spacing", "StepCoefficients",
+    "EpsFn", "EpsReverseProcess", "ReverseProcess", "SampleStep", "Sampler", "StepperState", "Spacing", "StepCoefficients",
     "StepOutput", "ddim_sigma", "ddim_step", "ddpm_sigma", "ddpm_step", "dpm_solver_coefficients",
     "dpm_solver_order", "dpm_solver_step", "generate", "guided_eps", "guided_eps_fn", "half_log_snr", "predict_eps_from_x0",
     "predict_x0_from_eps", "sample", "sample_eps", "step_coefficients", "timesteps",

@@ -55,6 +55,17 @@ class SampleStep:
     solver: DpmSolverCoefficients | None = None  # every coefficient of the step, for printing
 
 
+@dataclass(frozen=True)
+class StepperState:
+    """Where a stepper stands between two steps: enough for another stepper built with the same
+    arguments (in another process, e.g. the app's denoiser worker) to go on with the same result."""
+
+    position: int  # index into timesteps of the next step
+    x: Tensor  # the current x_t, on the CPU
+    generator_state: Tensor | None  # the noise generator's state (None: the process has no generator)
+    last: tuple[int, Tensor] | None  # DPM-Solver++: (t, x0_hat) of the previous step, else None
+
+
 def _model_device(model: nn.Module) -> torch.device:
     p = next(iter(model.parameters()), None)
     return p.device if p is not None else torch.device("cpu")
@@ -115,6 +126,24 @@ class EpsReverseProcess:
     def t(self) -> int:
         """The timestep of the current x (0 once done)."""
         return 0 if self.done else self.timesteps[self.position]
+
+    def state(self) -> StepperState:
+        """This stepper's position, x, noise generator and solver memory, to go on elsewhere."""
+        gen = None if self.generator is None else self.generator.get_state()
+        return StepperState(position=self.position, x=self.x.clone(), generator_state=gen,
+                            last=None if self._last is None else (self._last[0], self._last[1].clone()))
+
+    def restore(self, state: StepperState) -> None:
+        """Take up ``state`` (from ``state()`` of a stepper built with the same arguments): the steps
+        that follow are those the other stepper would have taken."""
+        if not 0 <= state.position <= len(self.timesteps) or state.x.shape != self.x.shape:
+            raise ValueError("the state belongs to a stepper with other arguments")
+        if (state.generator_state is None) != (self.generator is None):
+            raise ValueError("the state and this stepper disagree on having a noise generator")
+        if self.generator is not None:
+            self.generator.set_state(state.generator_state)
+        self.position, self.x = state.position, state.x.detach().float().cpu().clone()
+        self._last = None if state.last is None else (state.last[0], state.last[1].clone())
 
     @torch.inference_mode()
     def step(self) -> SampleStep:

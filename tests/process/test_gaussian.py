@@ -11,6 +11,7 @@ import pytest
 
 from diffusion_core.process.gaussian import (
     density_grid,
+    isotropic_level_radius,
     isotropic_normal_log_pdf,
     isotropic_normal_pdf,
     normal_log_pdf,
@@ -163,3 +164,14 @@ def test_sample_covariance_against_numpy_and_independence():
     assert c.offdiag_se[0, 1] == pytest.approx(1.5**2 / math.sqrt(5000), rel=0.1)
     with pytest.raises(ValueError):
         sample_covariance(np.zeros(5))
+
+
+@pytest.mark.parametrize("sigma, d", [(1.0, 2), (0.3, 2), (2.0, 3)])
+def test_the_level_radius_is_where_the_density_equals_the_level(sigma, d):
+    peak = (2 * np.pi * sigma**2) ** (-d / 2)
+    levels = peak * np.array([0.9, 0.5, 0.1, 1e-3])
+    radius = isotropic_level_radius(levels, sigma, d)
+    points = np.zeros((len(levels), d))
+    points[:, 0] = radius  # a point at that distance from the mean, in any direction
+    np.testing.assert_allclose(isotropic_normal_pdf(points, np.zeros(d), sigma), levels, rtol=1e-12)
+    assert np.isnan(isotropic_level_radius(2 * peak, sigma, d)) and isotropic_level_radius(peak, sigma, d) < 1e-6 * sigma

@@ -48,6 +48,28 @@ def test_stepper_paused_and_resumed_gives_the_uninterrupted_run(kwargs):
         a.step()
 
 
+@pytest.mark.parametrize("kwargs", [dict(sampler="ddpm", steps=7, variance="beta"), dict(sampler="ddim", steps=6, eta=0.5),
+                                    dict(sampler="dpm_solver++", steps=6)])
+def test_a_state_taken_up_by_another_stepper_gives_the_uninterrupted_run(kwargs):
+    """state() after 3 steps, restore() into a stepper built with the same arguments but another seed (as the
+    app's denoiser worker does): the rest of the run equals generate()'s, noise draws and DPM memory included."""
+    model = LinearEps()
+    a = ReverseProcess(model, [1, 2, -1], generator=torch.Generator().manual_seed(1), **kwargs)
+    for _ in range(3):
+        a.step()
+    b = ReverseProcess(model, [1, 2, -1], generator=torch.Generator().manual_seed(99), **kwargs)
+    b.restore(a.state())
+    a.step()  # the original goes on: the state was a copy
+    while not b.done:
+        b.step()
+    assert torch.equal(b.x, generate(model, [1, 2, -1], generator=torch.Generator().manual_seed(1), spacing="linear",
+                                     **kwargs))
+    with pytest.raises(ValueError):
+        ReverseProcess(model, [1, 2], **kwargs).restore(a.state())  # another batch: refused
+    with pytest.raises(ValueError):
+        ReverseProcess(model, [1, 2, -1], **kwargs).restore(a.state())  # no generator to take the noise state
+
+
 def test_sample_still_checks_its_arguments_lazily():
     """sample() is a generator: bad arguments raise at the first next(), as before the stepper existed."""
     it = sample(LinearEps(), [11])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffusion_core.samplers.flow import flow_times, integrate_flow
+from diffusion_core.samplers.flow import integrate_flow
 from diffusion_core.toy2d.consistency import (ConsistencyConfig, ConsistencyMLP, boundary_coefficients,
                                               consistency_sample, consistency_times, ode_step, train_consistency)
 from diffusion_core.toy2d.flow import FlowTrainConfig, mlp_velocity_fn
