@@ -20,7 +20,7 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from diffusion_core.models.weights import PRETRAINED_DIR, Denoiser, load_denoiser
+from diffusion_core.models.weights import PRETRAINED_DIR, WARM_UP_BATCH, Denoiser, load_denoiser, warm_up  # noqa: F401
 
 # Where the weights are read from; tests point it at an empty folder to check the error message.
 WEIGHTS_DIR = Path(os.environ.get("DIFFUSION_WEIGHTS_DIR", PRETRAINED_DIR))
@@ -100,20 +100,6 @@ def configure_threads() -> None:
         except RuntimeError:  # inter-op work has already started in this process: keep torch's value
             pass
         _threads_set = True
-
-
-WARM_UP_BATCH = 32  # the page's default run: 16 digits, guided, so two passes batched as one
-
-
-def warm_up(model: Denoiser, batch: int = WARM_UP_BATCH) -> None:
-    """One network call on zeros, so that the first Play does not pay for building the convolution
-    kernels of that batch size (oneDNN builds them at the first call of each shape)."""
-    device = next(model.parameters()).device
-    x_t = torch.zeros(batch, 1, 28, 28, device=device)
-    t = torch.full((batch,), model.config.T // 2, device=device)
-    no_label = torch.full((batch,), -1, device=device)
-    with torch.inference_mode():
-        model(x_t, t, no_label)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)

@@ -543,18 +543,21 @@ def test_browser_two_sessions_play_at_once(browser, app_url):
 
 
 def _server_cpu_seconds(port: str) -> float:
-    """utime + stime of the `streamlit run` process listening on ``port`` (found through /proc)."""
+    """utime + stime of the `streamlit run` process listening on ``port`` and of its children (the
+    denoiser worker, which takes the network's steps), found through /proc."""
+    stats = {}
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmd = (proc / "cmdline").read_bytes().split(b"\0")
-            if b"streamlit" in b" ".join(cmd) and port.encode() in cmd:
+        if proc.name.isdigit():
+            try:
+                cmd = (proc / "cmdline").read_bytes().split(b"\0")
                 fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-                return (int(fields[11]) + int(fields[12])) / 100  # clock ticks (USER_HZ = 100)
-        except OSError:
-            continue
-    pytest.skip("could not find the server process")
+            except OSError:
+                continue
+            stats[proc.name] = (cmd, fields[1], (int(fields[11]) + int(fields[12])) / 100)  # ppid, clock ticks (USER_HZ = 100)
+    server = next((pid for pid, (cmd, _, _) in stats.items() if b"streamlit" in b" ".join(cmd) and port.encode() in cmd), None)
+    if server is None:
+        pytest.skip("could not find the server process")
+    return stats[server][2] + sum(cpu for cmd, ppid, cpu in stats.values() if ppid == server)
 
 
 def test_long_run_pause_play_stop_and_a_closed_tab(browser, app_url):
@@ -595,15 +598,17 @@ def test_long_run_pause_play_stop_and_a_closed_tab(browser, app_url):
     pg.evaluate(COUNT_FRAMES)
     pg.wait_for_function("() => window.__frames.length >= 3", timeout=60000)
     before = _server_cpu_seconds(port)
-    time.sleep(1.0)
+    time.sleep(2.0)
     busy = _server_cpu_seconds(port) - before
     context.close()
     time.sleep(2.0)  # "within a few seconds"
     before = _server_cpu_seconds(port)
     time.sleep(2.0)
     idle = _server_cpu_seconds(port) - before
-    assert busy > 0.3, busy  # it was computing (at least a third of a core)
-    assert idle < 0.1 * 2.0, (busy, idle)  # and stopped: under a tenth of a core over 2 s
+    # The steps run in the denoiser worker at nice +10: beside other jobs it gets a small share of the
+    # cores, so "computing" is a tenth of a core or more (a whole core on a quiet machine).
+    assert busy > 0.1 * 2.0, busy
+    assert idle < 0.05 * 2.0, (busy, idle)  # and stopped: under a twentieth of a core over 2 s
 
 
 def status_step(pg, pattern: str) -> int:

@@ -16,7 +16,6 @@ is drawn, nothing is lost or computed twice.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -26,8 +25,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from diffusion_core.data.images import make_grid, uint8_to_unit, unit_to_uint8
-from diffusion_core.samplers import DpmSolverCoefficients, ReverseProcess, SampleStep
+from diffusion_core.samplers import ReverseProcess
 
 # The settings live in ui.reverse.settings; the page and the tests read them through this module too.
 from ui.reverse.settings import (  # noqa: F401
@@ -60,53 +58,8 @@ from ui.reverse.settings import (  # noqa: F401
     settings_from_state,
     step_choices,
 )
+from ui.reverse.frames import Frame, grid, record_every, to_uint8  # noqa: F401  (streamlit-free: the worker uses them)
 from ui.script_run import rerun_waiting, session_connected
-
-
-def to_uint8(x: torch.Tensor, value_range: float = 1.0) -> np.ndarray:
-    """[N, 1, H, W] values in [-value_range, value_range] -> uint8 [N, H, W] for display (clipped)."""
-    return unit_to_uint8(x[:, 0] / value_range)
-
-
-def grid(images: np.ndarray, ncols: int | None = None) -> np.ndarray:
-    """uint8 [N, H, W] -> one uint8 picture, tiles separated by white lines; ncols defaults to a square."""
-    n = images.shape[0]
-    ncols = ncols or math.ceil(math.sqrt(n))
-    return make_grid(torch.from_numpy(uint8_to_unit(images))[:, None], ncols=ncols)
-
-
-@dataclass(frozen=True)
-class Frame:
-    """One step as the page shows it: scalars, and every picture as uint8 [N, H, W]."""
-
-    index: int  # 0 for the first step
-    t: int
-    t_prev: int
-    alpha: float  # abar_t / abar_{t_prev}
-    beta: float
-    sigma: float
-    x_t: np.ndarray  # on [-1, 1]
-    eps_hat: np.ndarray  # on [-EPS_RANGE, EPS_RANGE]
-    x0_hat: np.ndarray  # on [-1, 1]
-    mean: np.ndarray  # on [-1, 1]
-    noise: np.ndarray  # sigma z, on [-1, 1] (grey = 0)
-    solver: DpmSolverCoefficients | None = None  # DPM-Solver++ only: the step's coefficients, order and t_last
-
-    @classmethod
-    def from_step(cls, step: SampleStep) -> "Frame":
-        return cls(index=step.index, t=step.t, t_prev=step.t_prev, alpha=step.alpha, beta=step.beta,
-                   sigma=step.sigma, x_t=to_uint8(step.x_t), eps_hat=to_uint8(step.eps_hat, EPS_RANGE),
-                   x0_hat=to_uint8(step.x0_hat), mean=to_uint8(step.mean), noise=to_uint8(step.noise),
-                   solver=getattr(step, "solver", None))
-
-    @property
-    def nbytes(self) -> int:
-        return sum(getattr(self, p).nbytes for p in PANELS)
-
-
-def record_every(steps: int, max_frames: int = MAX_FRAMES) -> int:
-    """Keep every k-th step so that at most about ``max_frames`` are kept (plus the last)."""
-    return max(1, math.ceil(steps / max_frames))
 
 
 @dataclass
@@ -125,10 +78,17 @@ class PlayerRun:
     pending_step: bool = False  # "step" was pressed: take one step at the next script run
     compute_seconds: float = 0.0  # time spent in steps (pauses not counted)
     version: int = 0  # changes whenever something new is recorded
+    ticket: object | None = None  # the run's job on the denoiser worker while one is queued or running (ui.worker)
+    notice: str | None = None  # why the run stopped by itself ("worker_died", "worker_error"), shown until the next button
 
     # ---------------------------------------------------------------- commands
     def command(self, cmd: Command, settings: RunSettings) -> None:
-        """Apply a button: play, pause, step, stop or reset. ``settings`` are used when a new run starts."""
+        """Apply a button: play, pause, step, stop or reset. ``settings`` are used when a new run starts.
+        Anything but Play on a running run takes back its job on the worker: the steps it would still
+        send are not wanted (Pause keeps the state of the last step received, and Play goes on from it)."""
+        self.notice = None
+        if cmd != "play" or self.status != "running":
+            self.drop_ticket()
         if cmd == "play":
             if self.status == "paused":
                 self.status = "running"
@@ -156,6 +116,12 @@ class PlayerRun:
     def _new(self, settings: RunSettings, status: Status) -> None:
         self.__init__()  # type: ignore[misc]
         self.settings, self.status = settings, status
+
+    def drop_ticket(self) -> None:
+        """Cancel the run's job on the worker, if it has one."""
+        if self.ticket is not None:
+            self.ticket.cancel()
+            self.ticket = None
 
     # ---------------------------------------------------------------- stepping
     @property
@@ -189,17 +155,22 @@ class PlayerRun:
         with lock:
             t0 = time.perf_counter()
             step = self.process.step()
-            self.compute_seconds += time.perf_counter() - t0
-        frame = Frame.from_step(step)
+            seconds = time.perf_counter() - t0
+        return self.record(Frame.from_step(step), to_uint8(step.x_prev) if step.t_prev == 0 else None, seconds)
+
+    def record(self, frame: Frame, final: np.ndarray | None, seconds: float) -> Frame:
+        """Keep a step taken here (``advance``) or by the worker (ui.reverse.remote): ``final`` is x_0 as
+        uint8 [N, H, W] on the last step; the run is done then."""
+        self.compute_seconds += seconds
         self.latest = frame
-        self.sigmas.append(step.sigma)
+        self.sigmas.append(frame.sigma)
         every = record_every(len(self.timesteps))
-        last = step.t_prev == 0
-        if step.index % every == 0 or last:
+        last = frame.t_prev == 0
+        if frame.index % every == 0 or last:
             self.frames.append(frame)
         if last:
-            self.final = to_uint8(step.x_prev)
-            self.status, self.process = "done", None
+            self.final = final
+            self.status, self.process, self.ticket = "done", None, None
         self.version += 1
         return frame
 

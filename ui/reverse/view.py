@@ -19,8 +19,10 @@ from diffusion_core.samplers.trajectory import noise_level, rms_distance
 from ui import charts
 from ui.i18n import Translator
 from ui.model import SharedDenoiser
+from ui.reverse import remote
 from ui.reverse import run as rr
 from ui.script_run import session_connected
+from ui.worker.pool import Ticket, WorkerPool
 
 PANEL_SIDE = 256  # pixels: panels are enlarged (nearest neighbour) to about this size
 FRAME_INTERVAL = 1 / 20  # s between two pictures drawn during a run: at most 20 per second (for one run alone)
@@ -137,6 +139,8 @@ class PlayerView:
         """x_T: uint8 [N, H, W], the start (before any run: the one Play would start from); steps: the run's."""
         self.tr, self.run, self.schedule, self.x_T, self.steps = tr, run, schedule, x_T, steps
         st.html(PIXELATED_CSS + FORMULAS_CSS)  # style only: Streamlit adds it to the page without taking space
+        if run.notice:  # the worker died or failed: the run paused by itself
+            st.warning(tr(f"reverse.{run.notice}"), icon=":material/sync_problem:")
         self.status = st.empty()
         self.panels = {}
         for col, panel in zip(st.columns(5), rr.PANELS):
@@ -169,6 +173,10 @@ class PlayerView:
             text = tr(key, i=done, n=total, t=run.latest.t_prev)
         self.status.progress(done / max(total, 1), text=text)
 
+    def draw_wait(self, ticket: Ticket) -> None:
+        """The status line while the run waits for the denoiser: the student's place in the line."""
+        self.status.progress(self.run.steps_done / max(self.steps, 1), text=wait_text(self.tr, ticket))
+
     def draw_frame(self, frame: rr.Frame | None, live: bool = False, formulas: bool = True) -> None:
         """The five pictures of ``frame`` (only x_T before the first step) and, if asked, its formulas."""
         if frame is None:
@@ -184,6 +192,15 @@ class PlayerView:
 
     def draw_chart(self, marker: rr.Frame | None) -> None:
         draw_chart(self.chart, self.chart_note, self.tr, self.run, self.schedule, marker, self.steps)
+
+
+def wait_text(tr: Translator, ticket: Ticket) -> str:
+    """Where a run waiting for the denoiser stands: "2 runs ahead of you", or that the worker is starting."""
+    if ticket.starting:
+        return tr("reverse.queue_starting")
+    if ticket.ahead == 0:
+        return tr("reverse.queue_next")
+    return tr("reverse.queue_ahead_one") if ticket.ahead == 1 else tr("reverse.queue_ahead", n=ticket.ahead)
 
 
 def draw_chart(chart_ph, note_ph, tr: Translator, run: rr.PlayerRun, schedule: Schedule, marker: rr.Frame | None,
@@ -208,15 +225,17 @@ def draw_chart(chart_ph, note_ph, tr: Translator, run: rr.PlayerRun, schedule: S
     note_ph.caption(tr(f"reverse.chart_note_{note}"))
 
 
-def play_live(view: PlayerView, shared: SharedDenoiser,
-              connected: Callable[[], bool] = session_connected) -> rr.RunEnd:
+def play_live(view: PlayerView, shared: SharedDenoiser, pool: WorkerPool | None = None, weights_dir: str = "",
+              connected: Callable[[], bool] = session_connected) -> rr.RunEnd | str:
     """Take the run's steps while it is "running", drawing as it goes. Drawing is throttled so that the
     browser keeps up while the network runs at full speed: pictures at most every FRAME_INTERVAL (times
     the number of runs drawing at once, which share the CPU), the formulas less often, and the chart not
     at all (Plotly redraws a chart from scratch, a flash on a slow machine): it is drawn again, with the
     distances, when the run pauses or ends. The status line is redrawn after every step: that ``st`` call
     is where Streamlit stops the script when a button outside a fragment is clicked; a click inside one
-    ends the loop through ``rr.run_loop``'s check. Either way a click takes effect within one step."""
+    ends the loop through ``rr.run_loop``'s check. Either way a click takes effect within one step.
+    With a ``pool`` the steps come from the denoiser worker (ui.reverse.remote.run_loop); while the run
+    waits for its turn the status line says how many runs are ahead; "failed": the worker died."""
     last = {"frame": time.monotonic(), "formulas": time.monotonic()}
 
     def on_step(frame: rr.Frame) -> None:
@@ -230,4 +249,6 @@ def play_live(view: PlayerView, shared: SharedDenoiser,
                 last["formulas"] = now
 
     with shared.live():
-        return rr.run_loop(view.run, shared.lock, on_step, connected=connected)
+        if pool is None:
+            return rr.run_loop(view.run, shared.lock, on_step, connected=connected)
+        return remote.run_loop(view.run, pool, weights_dir, on_step, view.draw_wait, connected=connected)
