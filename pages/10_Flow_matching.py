@@ -17,6 +17,7 @@ from ui import charts
 from ui.flow import digits as fd
 from ui.flow import lab as fl
 from ui.flow import view as fv
+from ui.follow import follow_slider, show_in_place
 from ui.model import shared_denoiser
 from ui.playground import lab as pg
 from ui.reverse.run import grid as image_grid
@@ -32,6 +33,9 @@ EPS_SCHEDULE = ("linear", 1000)  # the eps-MLP's schedule: the playground's defa
 PICTURE_RANGE = 2.5  # x_t is drawn over [-2.5, 2.5]: the digit in [-1, 1] plus noise
 COIN_STEPS = (2, 5, 10, 20)
 N_STEPS = (1, 2, 3, 4, 5, 8, 10, 20, 50)
+T_PATH_FIRST = 0.3  # where the t slider of the paths starts
+T_FIELD_FIRST = 0.5  # where the t slider of the fields starts
+N_FIRST = 10  # where the slider of the sampling steps starts
 F = "{:.4g}".format  # numbers in the text: 4 significant digits, a decimal point
 
 
@@ -53,9 +57,11 @@ st.latex(r"\begin{gathered}x_t = \alpha(t)\,x_0 + \sigma(t)\,\varepsilon:\\ \und
 
 @st.fragment
 def path_view() -> None:
+    """The digit and t, the pictures at t on both paths, and the curves of the three paths with a marker at t that
+    the browser moves at each step (the curves themselves are drawn once per language: ui/follow.py)."""
     c1, c2 = st.columns([1, 3])
     digit = c1.selectbox(tr("flow.digit_label"), range(10), index=7, key="flow_digit", help=tr("flow.digit_help"))
-    t = c2.slider(tr("flow.t_label"), 0.0, 1.0, 0.3, 0.01, key="flow_t_path", help=tr("flow.t_help"))
+    t = c2.slider(tr("flow.t_label"), 0.0, 1.0, T_PATH_FIRST, 0.01, key="flow_t_path", help=tr("flow.t_help"))
     p = fd.path_pictures(digit, t, current_seed())
     cols = st.container(key="flow_path_pictures").columns(3)
     show(cols[0], fd.to_picture(p["rf"], PICTURE_RANGE), tr("flow.pic_rf", t=F(t)), side=224)
@@ -69,15 +75,16 @@ def path_view() -> None:
                  r"\frac{1 + e^{-\lambda/2}}{\sqrt{1 + e^{-\lambda}}} = " + F(p["scale"]) +
                  r",\\ \lambda = \log\frac{\alpha^2}{\sigma^2} = " + F(p["snr"]) + r"\end{gathered}")
         st.caption(tr("flow.path_note", gap=number(p["gap"])))
+    coef_fig, snr_fig = fv.path_curves(tr.lang, tr, T_PATH_FIRST)
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(coef_fig, key="flow_coef_chart")
+    c2.plotly_chart(snr_fig, key="flow_snr_chart")
+    follow_slider("flow_t_path", charts=["flow_coef_chart", "flow_snr_chart"], value=t)
+    st.caption(tr("flow.curves_note"))
 
 
 path_view()
 st.markdown(tr("flow.why_scale"))
-coef_fig, snr_fig = fv.path_curves(tr.lang, tr)
-c1, c2 = st.columns(2)
-c1.plotly_chart(coef_fig, key="flow_coef_chart")
-c2.plotly_chart(snr_fig, key="flow_snr_chart")
-st.caption(tr("flow.curves_note"))
 with st.container(border=True):
     st.markdown(tr("flow.conventions"))
 
@@ -199,16 +206,15 @@ st.caption(tr("flow.loss_note"))
 
 @st.fragment
 def field_view() -> None:
-    t = st.slider(tr("flow.t_label"), 0.05, 1.0, 0.5, 0.05, key="flow_t_field", help=tr("flow.field_t_help"))
-    f = fl.fields_at(key, t, lab)
-    scale = pg.arrow_scale(f["exact"], f["learned"])
-    common = dict(cloud_name=tr("flow.cloud_name"), x_title=tr("flow.x_axis"), y_title=tr("flow.y_axis"))
-    cols = st.columns(2)
-    for col, (which, arrows) in zip(cols, (("learned", f["learned"]), ("exact", f["exact"]))):
-        col.plotly_chart(pg.field_figure(f["grid"], scale * arrows, f["cloud"], color=pg.COLORS[which],
-                                         title=tr(f"flow.panel_{which}", t=F(t)), arrows_name=tr(f"flow.arrows_{which}"),
-                                         **common), key=f"flow_field_{which}")
-    gap = np.linalg.norm(f["learned"] - f["exact"], axis=1).mean() / np.linalg.norm(f["exact"], axis=1).mean()
+    """The t slider and the two fields: the charts keep the first t's figures and the browser applies each step's
+    (ui/follow.py); the losses beside them are the server's."""
+    t = st.slider(tr("flow.t_label"), 0.05, 1.0, T_FIELD_FIRST, 0.05, key="flow_t_field", help=tr("flow.field_t_help"))
+    figures, gap = fv.field_figures(key, t, tr.lang, tr, lab)
+    shown, _ = fv.field_figures(key, T_FIELD_FIRST, tr.lang, tr, lab)
+    for col, which in zip(st.columns(2), ("learned", "exact")):
+        show_in_place(col, shown[which], f"flow_field_{which}")
+    follow_slider("flow_t_field", figures={f"flow_field_{w}": figures[w] for w in ("learned", "exact")}, value=t,
+                  label=None)
     losses = fl.losses_at(key, t, lab)
     st.caption(tr("flow.field_note", gap=f"{100 * gap:.0f}", cond=F(losses["conditional"]), marg=F(losses["marginal"]),
                   diff=F(losses["gap"]), var=F(losses["variance"]), se=f"{2 * losses['standard_error']:.2g}"))
@@ -219,17 +225,16 @@ field_view()
 
 @st.fragment
 def samples_view() -> None:
-    n = st.select_slider(tr("flow.n_steps_label"), N_STEPS, value=10, key="flow_n_steps", help=tr("flow.n_steps_help"))
+    """N and the three samplers' clouds: the charts keep the first N's clouds and a step of N applies the new ones to
+    them (ui/follow.py); every N is sampled once per lab, in the background (fl.warm_in_background)."""
+    n = st.select_slider(tr("flow.n_steps_label"), N_STEPS, value=N_FIRST, key="flow_n_steps", help=tr("flow.n_steps_help"))
     with st.spinner(tr("flow.sampling_running")):
-        s = fl.samples_at(key, n, lab)
-    cols = st.columns(3)
-    for col, which, color in zip(cols, ("flow", "ddim", "exact"), (pg.COLORS["learned"], pg.COLORS["fresh"],
-                                                                  pg.COLORS["exact"])):
-        col.plotly_chart(pg.samples_figure(data_np[: fl.BACKGROUND], {tr(f"flow.samples_{which}", n=n): (s[which], color)},
-                                           title=tr(f"flow.samples_title_{which}", n=n, e=f"{s[f'{which}_energy']:.4f}",
-                                                    m=len(s[which])),
-                                           data_name=tr("flow.data_name"), x_title=tr("flow.x_axis"),
-                                           y_title=tr("flow.y_axis"), height=380), key=f"flow_samples_{which}")
+        figures = fv.samples_figures(key, n, tr.lang, tr, lab)
+        shown = fv.samples_figures(key, N_FIRST, tr.lang, tr, lab)
+    for col, which in zip(st.columns(3), fv.SAMPLE_COLORS):
+        show_in_place(col, shown[which], f"flow_samples_{which}")
+    follow_slider("flow_n_steps", figures={f"flow_samples_{w}": figures[w] for w in fv.SAMPLE_COLORS},
+                  value=N_STEPS.index(n), label=None)
     st.caption(tr("flow.samples_note"))
 
 
@@ -306,5 +311,8 @@ if "energy" not in lab.extras:
 points, floor = lab.extras["energy"]
 st.plotly_chart(fv.energy_figure(tr, points, floor), key="flow_energy")
 st.caption(tr("flow.energy_note", n=fl.N_SAMPLES))
+
+# Every N and t of the 2-D sliders, for later steps: started after the page is drawn, so that it does not slow it.
+fl.warm_in_background(key, lab, N_STEPS, tuple(round(0.05 * k, 2) for k in range(1, 21)))
 
 check_yourself(tr, "flow")

@@ -22,12 +22,17 @@ from ui.continuous import dynamics as cd
 from ui.continuous import likelihood as cl
 from ui.continuous import mnist as cm
 from ui.continuous import steps as cs
+from ui.follow import follow_slider, show_in_place
 from ui.model import shared_denoiser
 
 tr = sidebar("continuous")
 seed = current_seed()
 D = 784
 BOUND_STRATA = 50  # page 6's default
+X0_FIRST = 0.8  # where the slider of the pixel's x0 starts
+T_FIRST = 0.2  # where the slider of the 2-D time starts
+TOL_FIRST = 1e-5  # where the slider of the tolerance starts
+PROBES_FIRST = 1  # where the slider of Hutchinson's probes starts
 SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
@@ -75,10 +80,13 @@ st.markdown(tr("continuous.table_note", ratio=f"{valid[0].max_error / valid[1].m
 @st.fragment
 def pixel_path() -> None:
     c1, c2 = st.columns(2)
-    x0 = c1.slider(tr("continuous.x0"), -1.0, 1.0, 0.8, 0.1, key="continuous_x0", help=tr("continuous.x0_help"))
+    x0 = c1.slider(tr("continuous.x0"), -1.0, 1.0, X0_FIRST, 0.1, key="continuous_x0", help=tr("continuous.x0_help"))
     T = c2.select_slider(tr("continuous.path_T"), cs.PATH_T, value=100, key="continuous_path_T")
     paths = cs.pixel_paths(T, seed)
-    st.plotly_chart(cs.pixel_figure(tr, paths, x0, T), key="continuous_pixel_chart")
+    # The chart keeps the figure at the slider's first x0; the browser applies this x0's lines to it (ui/follow.py).
+    show_in_place(st, cs.pixel_figure(tr, paths, X0_FIRST, T), "continuous_pixel_chart")
+    follow_slider("continuous_x0", figures={"continuous_pixel_chart": cs.pixel_figure(tr, paths, x0, T)}, value=x0,
+                  label=None)
     chain, em = paths.at(x0)
     st.caption(tr("continuous.path_note", gap=f"{float(np.abs(chain - em).max()):.3f}", T=T))
 
@@ -112,15 +120,28 @@ DATA_NAMES = tuple(bench2d["datasets"]) if bench2d else ()
 @st.fragment
 def three_dynamics(name: str) -> None:
     times = meta2d["times"]
-    t = st.select_slider(tr("continuous.t"), times, value=0.2, key="continuous_t", help=tr("continuous.t_help"))
+    if not cd.is_warm(name, meta2d["points"], meta2d["seed"], times):
+        with st.spinner(tr("continuous.warming")):
+            cd.warm(name, meta2d["points"], meta2d["seed"], times)
+    t = st.select_slider(tr("continuous.t"), times, value=T_FIRST, key="continuous_t", help=tr("continuous.t_help"))
     i = times.index(t)
     st.caption(tr("continuous.dyn_setup", particles=meta2d["particles"], points=meta2d["points"],
                   steps=meta2d["steps"], seed=meta2d["seed"]))
-    cols = st.columns(3)
-    for col, dynamic in zip(cols, cd.DYNAMICS):
-        col.plotly_chart(cd.clouds_figure(name, i, dynamic, tr(f"continuous.dyn_{dynamic}", t=t), tr("continuous.axis_x1"),
-                                          tr("continuous.axis_x2"), tr("continuous.cloud_name"),
-                                          tr("continuous.contour_name", t=t)), key=f"continuous_cloud_{dynamic}")
+    first = times.index(T_FIRST) if T_FIRST in times else 0
+    axes = (tr("continuous.axis_x1"), tr("continuous.axis_x2"))
+
+    def cloud(k: int, dynamic: str):
+        return cd.clouds_figure(name, k, dynamic, tr(f"continuous.dyn_{dynamic}", t=times[k]), *axes,
+                                tr("continuous.cloud_name"), tr("continuous.contour_name", t=times[k]))
+
+    def heat(k: int, side: str, title: str):
+        return cd.fokker_planck_figure(name, meta2d["points"], meta2d["seed"], times[k], side, tr(title), *axes, "∂p/∂t")
+
+    # The charts keep the figures at the slider's first t; the browser applies this t's to them (ui/follow.py).
+    moving = {}
+    for col, dynamic in zip(st.columns(3), cd.DYNAMICS):
+        show_in_place(col, cloud(first, dynamic), f"continuous_cloud_{dynamic}")
+        moving[f"continuous_cloud_{dynamic}"] = cloud(i, dynamic)
     r = bench2d["datasets"][name]
     noise = r["noise"][i]
     st.table({
@@ -137,11 +158,10 @@ def three_dynamics(name: str) -> None:
     st.subheader(tr("continuous.fp_title"), anchor="fokker-planck")
     st.latex(r"\frac{\partial p_t}{\partial t} = -\nabla\cdot\big(f(t)\,x\,p_t\big) + \tfrac12\,g(t)^2\,\Delta p_t")
     fp = cd.fokker_planck_grid(name, meta2d["points"], meta2d["seed"], t)
-    c1, c2 = st.columns(2)
-    for col, side, title in ((c1, "dp_dt", "continuous.fp_left"), (c2, "rhs", "continuous.fp_right")):
-        col.plotly_chart(cd.fokker_planck_figure(name, meta2d["points"], meta2d["seed"], t, side, tr(title),
-                                                 tr("continuous.axis_x1"), tr("continuous.axis_x2"), "∂p/∂t"),
-                         key=f"continuous_fp_{side}")
+    for col, side, title in zip(st.columns(2), ("dp_dt", "rhs"), ("continuous.fp_left", "continuous.fp_right")):
+        show_in_place(col, heat(first, side, title), f"continuous_fp_{side}")
+        moving[f"continuous_fp_{side}"] = heat(i, side, title)
+    follow_slider("continuous_t", figures=moving, value=i, label=None)
     st.markdown(tr("continuous.fp_note", t=t, residual=sci(fp["residual"]), wrong=f"{100 * fp['wrong']:.0f}",
                    dp=sci(fp["largest"]["dp_dt"], 3), transport=sci(fp["largest"]["transport"], 3),
                    diffusion=sci(fp["largest"]["diffusion"], 3), grid=cd.FP_GRID))
@@ -234,14 +254,17 @@ st.caption(tr("continuous.ll_source"))
 @st.fragment
 def likelihood_2d(name: str) -> None:
     tols = meta2d["tolerances"]
-    tol = st.select_slider(tr("continuous.tol"), tols, value=1e-5, key="continuous_tol",
+    tol = st.select_slider(tr("continuous.tol"), tols, value=TOL_FIRST, key="continuous_tol",
                            format_func=lambda v: f"{v:.0e}", help=tr("continuous.tol_help"))
     i = tols.index(tol)
     err, _ = cl.errors(name)
     lik = bench2d["datasets"][name]["likelihood"]
+    first = tols.index(TOL_FIRST) if TOL_FIRST in tols else 0
     c1, c2 = st.columns(2)
-    c1.plotly_chart(cl.scatter_figure(tr, name, i), key="continuous_ll_scatter")
-    c2.plotly_chart(cl.error_figure(tr, name, i), key="continuous_ll_errors")
+    show_in_place(c1, cl.scatter_figure(tr, name, first), "continuous_ll_scatter")  # the browser applies tol's
+    show_in_place(c2, cl.error_figure(tr, name, first), "continuous_ll_errors")
+    follow_slider("continuous_tol", figures={"continuous_ll_scatter": cl.scatter_figure(tr, name, i),
+                                             "continuous_ll_errors": cl.error_figure(tr, name, i)}, value=i, label=None)
     st.markdown(tr("continuous.ll_note", data=tr(f"continuous.data_{name}"), n=err.shape[1], t0=meta2d["t_start"],
                    tol=f"{tol:.0e}", worst=sci(float(err[i].max())), median=sci(float(np.median(err[i]))),
                    nfe=lik["nfe"][i]))
@@ -260,9 +283,12 @@ if bench2d is not None:
 
     @st.fragment
     def hutchinson(name: str) -> None:
-        k = st.select_slider(tr("continuous.probes"), cl.PROBES, value=1, key="continuous_probes")
+        k = st.select_slider(tr("continuous.probes"), cl.PROBES, value=PROBES_FIRST, key="continuous_probes")
         res = cl.hutchinson(name, k, seed)
-        st.plotly_chart(cl.hutchinson_figure(tr, res, k), key="continuous_hutch_chart")
+        show_in_place(st, cl.hutchinson_figure(tr, cl.hutchinson(name, PROBES_FIRST, seed), PROBES_FIRST),
+                      "continuous_hutch_chart")  # the browser applies k's
+        follow_slider("continuous_probes", figures={"continuous_hutch_chart": cl.hutchinson_figure(tr, res, k)},
+                      value=cl.PROBES.index(k), label=None)
         err = res["estimate"] - res["exact"]
         st.markdown(tr("continuous.hutch_note", k=k, bias=f"{float(err.mean()):+.2f}",
                        se=f"{float(err.std(ddof=1) / math.sqrt(len(err))):.2f}", spread=f"{float(err.std()):.2f}",

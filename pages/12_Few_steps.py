@@ -12,6 +12,7 @@ from diffusion_core.toy2d import fewstep as fs
 from ui import charts
 from ui.fewstep import digits as dg
 from ui.fewstep import lab2d
+from ui.follow import follow_slider, show_in_place
 from ui.model import shared_denoiser
 
 tr = sidebar("fewstep")
@@ -92,9 +93,12 @@ def clouds_view() -> None:
     k = st.segmented_control(tr("fewstep.cloud_k_label"), fs.FEW_STEPS, key=K_CLOUD_K,
                              format_func=lambda c: lab2d.calls_text(tr, c))
     k = k or fs.FEW_STEPS[0]
-    cols = st.columns(3)
-    for col, method in zip(cols, ("teacher", "reflow", "consistency")):
-        col.plotly_chart(lab2d.clouds_figure(tr, lab, method, k), key=f"fewstep_cloud_{method}")
+    # The charts keep the first k's clouds; the browser applies this k's to them (ui/follow.py): not rebuilt.
+    methods = ("teacher", "reflow", "consistency")
+    for col, method in zip(st.columns(3), methods):
+        show_in_place(col, lab2d.clouds_figure(tr, lab, method, fs.FEW_STEPS[0]), f"fewstep_cloud_{method}")
+    follow_slider(K_CLOUD_K, figures={f"fewstep_cloud_{m}": lab2d.clouds_figure(tr, lab, m, k) for m in methods},
+                  value=fs.FEW_STEPS.index(k), label=None)
     st.caption(tr("fewstep.cloud_note"))
 
 

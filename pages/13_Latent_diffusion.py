@@ -13,6 +13,7 @@ from diffusion_core.models.latent import sample_cost
 from diffusion_core.models.weights import WeightsError
 from diffusion_core.samplers import DEFAULT_GUIDANCE
 from ui import charts
+from ui.follow import follow_slider, show_in_place
 from ui.latent import runs, views
 
 tr = sidebar("latent")
@@ -23,6 +24,7 @@ MLP_STEPS = 2000  # training steps of the 2-D MLP (a few seconds on one core)
 K_LABEL, K_GUIDANCE, K_STEPS, K_SAMPLER = "latent_label", "latent_guidance", "latent_steps", "latent_sampler"
 K2_LABEL, K2_GUIDANCE, K2_PREDICTOR, K2_STEPS = "latent_2d_label", "latent_2d_guidance", "latent_2d_predictor", "latent_2d_steps"
 K_CMP_LABEL, K_MLP_STEPS = "latent_compare_label", "latent_mlp_steps"
+STEPS_2D_FIRST = 10  # where the steps of the 2-D walks start
 
 
 def axis_titles() -> dict[str, str]:
@@ -45,6 +47,7 @@ except WeightsError as error:
     st.stop()
 bench = runs.bench()
 p, seed = nets.pipeline, current_seed()
+GUIDANCE_2D_FIRST = float(p.config.guidance)  # where the guidance of the 2-D walks starts
 ae = p.autoencoder.config
 shape_text = "×".join(str(s) for s in p.latent_shape)
 
@@ -94,8 +97,8 @@ cloud_col.plotly_chart(views.cloud_figure(cloud, lat.test_labels.numpy(), title=
 @st.fragment
 def walk_view() -> None:
     """The 2-D walks: label, guidance, predictor and steps, and the trajectories with what they decode to."""
-    st.session_state.setdefault(K2_GUIDANCE, float(p.config.guidance))
-    st.session_state.setdefault(K2_STEPS, 10)
+    st.session_state.setdefault(K2_GUIDANCE, GUIDANCE_2D_FIRST)
+    st.session_state.setdefault(K2_STEPS, STEPS_2D_FIRST)
     c1, c2, c3, c4 = st.columns(4)
     label = c1.selectbox(tr("latent.label"), LABELS, key=K2_LABEL, help=tr("latent.label_help"))
     guidance = c2.slider(tr("latent.guidance"), 0.0, 5.0, step=0.5, key=K2_GUIDANCE, help=tr("latent.guidance_help"))
@@ -111,16 +114,22 @@ def walk_view() -> None:
         st.caption(tr("latent.mlp_note", steps=mlp_steps, seconds=f"{trained.seconds:.1f}",
                       loss=f"{trained.losses[-1]:.4f}", m=len(lat.train_points)))
     walk = runs.walk_2d(predictor, label, float(guidance), steps, seed, mlp_steps)
-    sub = slice(0, None, 10)  # every tenth test digit under the paths: the browser redraws this chart on each change
+    sub = slice(0, None, 10)  # every tenth test digit under the paths
+
+    def walk_chart(w, s: float, n: int):
+        return views.walk_figure(cloud[sub], lat.test_labels.numpy()[sub], w.paths,
+                                 title=tr("latent.walk_title", label=label, s=f"{s:g}", steps=n),
+                                 digit_name=tr("latent.digit_name"), path_name=tr("latent.path_name"),
+                                 start_name=tr("latent.start_name"), end_name=tr("latent.end_name"), **axis_titles())
     left, right = st.columns([3, 2])
-    # the picture first: Streamlit sends elements in call order, so it changes before plotly redraws the chart
     right.image(charts.enlarge(views.walk_grid(walk.decoded), 320),
                 caption=tr("latent.walk_caption", n=runs.N_WALKS, states=len(walk.shown)))
-    left.plotly_chart(views.walk_figure(cloud[sub], lat.test_labels.numpy()[sub], walk.paths,
-                                        title=tr("latent.walk_title", label=label, s=f"{guidance:g}", steps=steps),
-                                        digit_name=tr("latent.digit_name"), path_name=tr("latent.path_name"),
-                                        start_name=tr("latent.start_name"), end_name=tr("latent.end_name"),
-                                        **axis_titles()), key="latent_walk")
+    # The chart keeps the walk at the first guidance and steps (for this label and predictor); the browser applies
+    # this one to it with Plotly.react (ui/follow.py), so a step of a slider does not rebuild the chart.
+    first = runs.walk_2d(predictor, label, GUIDANCE_2D_FIRST, STEPS_2D_FIRST, seed, mlp_steps)
+    show_in_place(left, walk_chart(first, GUIDANCE_2D_FIRST, STEPS_2D_FIRST), "latent_walk")
+    follow_slider(K2_GUIDANCE, figures={"latent_walk": walk_chart(walk, float(guidance), steps)}, value=float(guidance),
+                  label=None)
     hits = int((walk.judged == label).sum())
     right.caption(tr("latent.walk_judged", hits=hits, n=runs.N_WALKS, label=label))
 
@@ -148,7 +157,8 @@ def run_view() -> None:
     steps = c3.select_slider(tr("latent.steps"), STEP_CHOICES, key=K_STEPS, help=tr("latent.steps_help"))
     sampler = c4.radio(tr("latent.sampler"), ("dpm_solver++", "ddim"), key=K_SAMPLER, horizontal=True,
                        format_func=lambda k: tr(f"latent.sampler_{k.replace('+', 'p')}"))
-    run = runs.latent_run(label, float(guidance), steps, sampler, seed)
+    with st.spinner(tr("latent.sampling", n=runs.N_SAMPLES, steps=steps)):  # up to 2 s the first time
+        run = runs.latent_run(label, float(guidance), steps, sampler, seed)
     strip = views.pipeline_strip(run.latents, run.x0_decoded, run.digits[0])
     shown = views.shown_steps(steps)
     st.image(charts.enlarge(strip, 240), caption=tr("latent.strip_caption", steps=steps, shown=len(shown),

@@ -16,8 +16,9 @@ from diffusion_core.process.gaussian import (
     sample_stats,
     trapezoid,
 )
-from ui import charts
+from ui.gaussian import view as gv
 from ui.i18n import Translator
+from ui.follow import show_in_place, update_in_place
 
 tr = sidebar("gaussian")
 
@@ -32,38 +33,42 @@ def fmt(v: float) -> str:
 
 # Computed once for every student at the same settings and seed (read-only: st.cache_resource, no copy).
 @st.cache_resource(max_entries=256, show_spinner=False)
-def one_d(mu: float, sigma: float, n: int, seed: int, lang: str):
-    """The histogram against the density, and the numbers that check it, for these settings (every student)."""
-    tr = Translator(lang)
+def one_d(mu: float, sigma: float, n: int, seed: int):
+    """The numbers that check the histogram against the density, for these settings (every student)."""
     samples = sample_normal(mu, sigma, n, np.random.default_rng(seed))
-    # Axis: at least [-4, 4] so a narrow bell looks narrow, wider when the bell is wider.
-    x_lo, x_hi = min(-4.0, mu - 4.5 * sigma), max(4.0, mu + 4.5 * sigma)
-    x_plot = np.union1d(np.linspace(x_lo, x_hi, 801), density_grid(mu, sigma, half_width=5.0, n=401))
-    bins = int(np.clip(2 * n ** (1 / 3), 8, 80))  # Rice's rule
-    fig = charts.histogram_density_figure(
-        samples, x_plot, normal_pdf(x_plot, mu, sigma), tr("gaussian.x_axis"), tr("gaussian.density_axis"),
-        hist_name=tr("gaussian.hist_name"), density_name=tr("gaussian.curve_name"), bins=bins,
-        hist_range=(mu - 4 * sigma, mu + 4 * sigma), x_range=(x_lo, x_hi), height=380,
-    )
     grid = density_grid(mu, sigma)
-    return fig, len(grid), trapezoid(normal_pdf(grid, mu, sigma), grid), sample_stats(samples)
+    return len(grid), trapezoid(normal_pdf(grid, mu, sigma), grid), sample_stats(samples)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def one_d_data(n: int, seed: int, lang: str) -> dict:
+    """The 1-D figure's data in standard units (ui/gaussian/view.py): the same for every mu and sigma."""
+    tr = Translator(lang)
+    eps = sample_normal(0.0, 1.0, n, np.random.default_rng(seed))  # the draws behind x = mu + sigma eps
+    bins = int(np.clip(2 * n ** (1 / 3), 8, 80))  # Rice's rule
+    return gv.one_d_data(eps, bins, tr("gaussian.x_axis"), tr("gaussian.density_axis"), tr("gaussian.hist_name"),
+                         tr("gaussian.curve_name"))
 
 
 @st.cache_resource(max_entries=48, show_spinner=False)  # about half a megabyte each
-def two_d(mu1: float, mu2: float, sigma2d: float, seed: int, lang: str):
-    """The points and the density's contours on a grid, for these settings (every student)."""
-    tr = Translator(lang)
+def two_d(mu1: float, mu2: float, sigma2d: float, seed: int):
+    """The points, the density on a grid and the sample covariance, for these settings (every student)."""
     mu_vec = np.array([mu1, mu2])
     points = sample_normal(mu_vec, sigma2d, N_2D, np.random.default_rng([seed, 2]))
     gx = np.linspace(mu1 - 3.5 * sigma2d, mu1 + 3.5 * sigma2d, GRID_2D)
     gy = np.linspace(mu2 - 3.5 * sigma2d, mu2 + 3.5 * sigma2d, GRID_2D)
     xy = np.stack(np.meshgrid(gx, gy), axis=-1)  # [len(gy), len(gx), 2]
     joint = isotropic_normal_pdf(xy, mu_vec, sigma2d)
-    fig = charts.scatter_contour_figure(
-        points, gx, gy, joint, tr("gaussian.x1_axis"), tr("gaussian.x2_axis"),
-        points_name=tr("gaussian.points_name", n=N_2D), contour_name=tr("gaussian.contour_name"), height=460,
-    )
-    return fig, points, xy, joint, sample_covariance(points)
+    return points, xy, joint, sample_covariance(points)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def two_d_data(seed: int, lang: str) -> dict:
+    """The 2-D figure's data in standard units: the same cloud and contours for every mu and sigma."""
+    tr = Translator(lang)
+    eps = sample_normal(np.zeros(2), 1.0, N_2D, np.random.default_rng([seed, 2]))
+    return gv.two_d_data(eps, tr("gaussian.x1_axis"), tr("gaussian.x2_axis"),
+                         tr("gaussian.points_name", n=N_2D), tr("gaussian.contour_name"))
 
 
 st.title(tr("gaussian.title"))
@@ -81,8 +86,13 @@ def section_1d() -> None:
     sigma = c2.slider(tr("gaussian.sigma"), 0.05, 5.0, 1.0, 0.05, key="gaussian_sigma", help=tr("gaussian.sigma_help"))
     n = c3.select_slider(tr("gaussian.n_samples"), N_OPTIONS, value=1_000, key="gaussian_n",
                          format_func=lambda v: f"{v:,}".replace(",", "\u202f"), help=tr("gaussian.n_help"))  # 100 000: a narrow space, never a comma
-    fig, points, area, stats = one_d(mu, sigma, n, current_seed(), tr.lang)
-    st.plotly_chart(fig, key="gaussian_fig_1d")
+    seed = current_seed()
+    points, area, stats = one_d(mu, sigma, n, seed)
+    # The chart element stays the figure at the defaults; the browser applies this step's axes (and, for a new
+    # n, its histogram) to it: ui/follow.py, ui/gaussian/view.py.
+    show_in_place(st, gv.one_d_at(one_d_data(1_000, seed, tr.lang), 0.0, 1.0, f"{seed}-1000"), "gaussian_fig_1d")
+    update_in_place({"gaussian_fig_1d": gv.one_d_at(one_d_data(n, seed, tr.lang), mu, sigma, f"{seed}-{n}")},
+                    key="gaussian_1d_update")
 
     st.subheader(tr("gaussian.checks_title"))
     q, f, s, se, z = (tr(f"gaussian.{k}") for k in ("quantity_col", "formula_col", "sample_col", "se_col", "z_col"))
@@ -113,11 +123,15 @@ def section_2d() -> None:
     mu2 = c2.slider(tr("gaussian.mu2"), -3.0, 3.0, 0.0, 0.1, key="gaussian_mu2")
     sigma2d = c3.slider(tr("gaussian.sigma_2d"), 0.05, 5.0, 1.0, 0.05, key="gaussian_sigma_2d")
     mu_vec = np.array([mu1, mu2])
-    fig2, points, xy, joint, cov = two_d(mu1, mu2, sigma2d, current_seed(), tr.lang)
+    seed = current_seed()
+    points, xy, joint, cov = two_d(mu1, mu2, sigma2d, seed)
 
     col_plot, col_num = st.columns([3, 2])
     with col_plot:
-        st.plotly_chart(fig2, key="gaussian_fig_2d")
+        data = two_d_data(seed, tr.lang)
+        show_in_place(st, gv.two_d_at(data, 0.0, 0.0, 1.0, str(seed)), "gaussian_fig_2d")
+        update_in_place({"gaussian_fig_2d": gv.two_d_at(data, mu1, mu2, sigma2d, str(seed), with_picture=False)},
+                        key="gaussian_2d_update")
     with col_num:
         st.markdown(f"**{tr('gaussian.cov_title')}**")
         m = cov.matrix

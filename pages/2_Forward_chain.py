@@ -14,6 +14,7 @@ from diffusion_core.process.marginals import marginal_curves
 from diffusion_core.data.samples import list_sample_images, load_sample_image
 from diffusion_core.process.schedules import SCHEDULE_KINDS, Schedule, make_schedule
 from ui import charts
+from ui.follow import follow_slider, show_in_place
 from ui.i18n import Translator
 
 tr = sidebar("forward_chain")
@@ -80,13 +81,15 @@ def picture_at(name: str, kind: str, T: int, seed: int, device: str, t: int, lan
     return charts.png_bytes(image), fig, sample_stats(values.ravel())
 
 
-@st.cache_resource(max_entries=256, show_spinner=False)
-def schedule_figures(kind: str, T: int, t: int, lang: str):
-    """beta_t (log scale) and sqrt(abar_t) against t, with the marker at t."""
+@st.cache_resource(max_entries=32, show_spinner=False)
+def schedule_figures(kind: str, T: int, lang: str):
+    """beta_t (log scale) and sqrt(abar_t) against t, with the marker at t = 0, where the slider starts:
+    the same figures at every t, whose marker moves in the browser (ui/follow.py)."""
     tr = Translator(lang)
     schedule = schedule_of(kind, T)
     ts = np.arange(T + 1)
-    idx = np.union1d(charts.downsample_for_plot(ts), [t])
+    idx = charts.downsample_for_plot(ts)
+    t = 0
     idx_steps = idx[idx >= 1]  # t = 0 is not a step: there is no beta_0
     beta = charts.curves_figure(
         ts[idx_steps], {tr("forward_chain.beta_name"): schedule.betas.numpy()[idx_steps]},
@@ -192,10 +195,10 @@ def chain_at_t(name: str, kind: str, T: int, seed: int, device: str) -> None:
         if pic.ndim == 3:
             st.caption(tr("forward_chain.working_size", w=pic.shape[1], h=pic.shape[0]))
     with col_hist:
-        st.plotly_chart(hist, key="forward_chain_hist")
+        show_in_place(st, picture_at(name, kind, T, seed, device, 0, tr.lang)[1], "forward_chain_hist")
         st.caption(tr("forward_chain.pixel_stats", mean=stats.mean, std=stats.std))
 
-    beta, abar = schedule_figures(kind, T, t, tr.lang)
+    beta, abar = schedule_figures(kind, T, tr.lang)
     c1, c2 = st.columns(2)
     c1.plotly_chart(beta, key="forward_chain_beta")
     c2.plotly_chart(abar, key="forward_chain_abar")
@@ -221,14 +224,18 @@ def chain_at_t(name: str, kind: str, T: int, seed: int, device: str) -> None:
     st.markdown(tr("forward_chain.pixel_value", x0=x0_pixel))
 
     paths, marginal, mean_t, sd_t, s = marginal_figures(x0_pixel, kind, T, seed, t, tr.lang)
+    paths0, marginal1, *_ = marginal_figures(x0_pixel, kind, T, seed, 1, tr.lang)  # what the browser updates
     col_paths, col_check = st.columns(2)
     with col_paths:
-        st.plotly_chart(paths, key="forward_chain_paths")
+        st.plotly_chart(paths0, key="forward_chain_paths")
     with col_check:
         if t == 0:
             st.info(tr("forward_chain.all_at_x0", n=N_CHAINS, x0=x0_pixel), icon=":material/info:")
         else:
-            st.plotly_chart(marginal, key="forward_chain_marginal")
+            show_in_place(st, marginal1, "forward_chain_marginal")
+    moving = {"forward_chain_hist": hist} | ({"forward_chain_marginal": marginal} if t >= 1 else {})
+    follow_slider("forward_chain_t", charts=["forward_chain_beta", "forward_chain_abar", "forward_chain_paths"],
+                  figures=moving, value=t, label=tr("forward_chain.current_t", t="{v}"))
 
     if t >= 1:
         var_t = sd_t**2

@@ -14,6 +14,7 @@ from diffusion_core.data.samples import list_sample_images, load_sample_image
 from diffusion_core.process.schedules import SCHEDULE_KINDS, Schedule, make_schedule
 from ui import charts
 from ui.charts import fmt
+from ui.follow import follow_slider
 from ui.i18n import Translator
 
 tr = sidebar("closed_form")
@@ -62,12 +63,14 @@ def noisy(name: str, T: int, t: int, seed: int, device: str) -> dict[str, tuple[
     return out
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
-def curve_figures(T: int, t: int, lang: str) -> list:
-    """The four curves of both schedules, with the marker at t (one set per T, t and language)."""
+@st.cache_resource(max_entries=32, show_spinner=False)
+def curve_figures(T: int, lang: str) -> list:
+    """The four curves of both schedules, one set per T and language: a step of t sends them unchanged and
+    the marker moves in the browser (ui/follow.py), drawn here at t = T // 4, where the slider starts."""
     tr = Translator(lang)
     ts = np.arange(T + 1)
-    idx = np.union1d(charts.downsample_for_plot(ts), [t])
+    idx = charts.downsample_for_plot(ts)
+    t = T // 4
     figs = []
     for title, attr, symbol, skip_t0 in CURVES:
         sel = idx[idx >= 1] if skip_t0 else idx
@@ -155,10 +158,11 @@ def at_t(name: str, T: int, seed: int, device: str) -> None:
     st.table({tr(f"closed_form.{k}"): v for k, v in check.items()})
 
     st.subheader(tr("closed_form.curves_title"))
-    figs = curve_figures(T, t, tr.lang)
+    figs = curve_figures(T, tr.lang)
     for pair in (range(2), range(2, 4)):
         for col, i in zip(st.columns(2), pair):
             col.plotly_chart(figs[i], key=f"closed_form_{CURVES[i][1]}")
+    follow_slider("closed_form_t", charts=[f"closed_form_{c[1]}" for c in CURVES], value=t, minimum=1)
     st.caption(tr("closed_form.log_snr_note"))
 
 

@@ -29,6 +29,7 @@ from diffusion_core.data.images import (
 from diffusion_core.data.samples import list_sample_images, load_sample_image
 from diffusion_core.process.schedules import SCHEDULE_KINDS, make_schedule
 from ui import charts
+from ui.follow import follow_slider, frozen, show_in_place
 from ui.i18n import Translator
 from ui.shared_store import picture_id
 from ui.sidebar import APP_DIR
@@ -41,6 +42,8 @@ PIXEL_DRAWS = 4000
 PIXEL_CHOICES = ("brightest", "darkest", "centre")
 REVERSE_PAGE = "pages/7_Reverse_process.py"
 DEMO_PICTURE = "chelsea"  # what the page shows diffusing until a picture is uploaded
+T_DEFAULT = 250  # where the t slider starts: the charts that only follow t are drawn there
+VALUE_RANGE = (-4.0, 4.0)  # the histograms' fixed x-axis (an axis that never changes is never redrawn)
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
@@ -69,13 +72,14 @@ def forward_at(pid: str, _pixels: np.ndarray, kind: str, t: int, seed: int, devi
     tr = Translator(lang)
     x0, eps, _ = x0_and_noise(pid, _pixels, seed, device)
     xt = q_sample(x0, t, eps, make_schedule(kind, T))
-    grid = np.linspace(-4.0, 4.0, 401)
+    grid = np.linspace(*VALUE_RANGE, 201)
     hist = charts.histogram_density_figure(
         xt.cpu().numpy(), grid, normal_pdf(grid), tr("your_image.value_axis"), tr("your_image.density_axis"),
-        hist_name=tr("your_image.hist_all_name"), density_name="N(0, 1)", bins=60, hist_range=(-4.0, 4.0), height=320,
+        hist_name=tr("your_image.hist_all_name"), density_name="N(0, 1)", bins=60, hist_range=VALUE_RANGE,
+        x_range=VALUE_RANGE, height=320,
     )
     xt_picture = tensor_to_image(xt)
-    return xt_picture, charts.png_bytes(xt_picture), hist, pixel_correlation(xt, x0)
+    return xt_picture, charts.png_bytes(xt_picture), frozen(hist), pixel_correlation(xt, x0)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)  # 14 pictures each
@@ -113,13 +117,13 @@ def pixel_draws(pid: str, _pixels: np.ndarray, which: str, kind: str, t: int, se
     draws = q_sample(x0_pixel.expand(PIXEL_DRAWS, 1, 1, 1), t,
                      torch.randn(PIXEL_DRAWS, 1, 1, 1, generator=generator).to(device), schedule).cpu().numpy().ravel()
     mean, variance = (float(m) for m in q_mean_variance(x0_pixel, t, schedule))  # eq. 4, for this pixel
-    grid = np.linspace(-4.0, 4.0, 401)
+    grid = np.linspace(*VALUE_RANGE, 201)
     fig = charts.histogram_density_figure(
         draws, grid, normal_pdf(grid, mean, variance**0.5), tr("your_image.value_axis"), tr("your_image.density_axis"),
         hist_name=tr("your_image.pixel_hist_name"), density_name="N(√ᾱₜ x₀, 1 − ᾱₜ)", bins=60,
-        hist_range=(-4.0, 4.0), height=320,
+        hist_range=VALUE_RANGE, x_range=VALUE_RANGE, height=320,
     )
-    return fig, (row, col, ch), float(x0_pixel), mean, variance, sample_stats(draws)
+    return frozen(fig), (row, col, ch), float(x0_pixel), mean, variance, sample_stats(draws)
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
@@ -132,8 +136,31 @@ def correlation_of(pid: str, _pixels: np.ndarray, kind: str, seed: int, device: 
     return curve, measured
 
 
+@st.cache_resource(max_entries=16, show_spinner=False)
+def correlation_figure(pid: str, _pixels: np.ndarray, kind: str, seed: int, device: str, lang: str) -> go.Figure:
+    """The closed-form curve and the measured correlation at the strip's steps, with the marker at the slider's
+    default t: the same figure at every t, whose marker moves in the browser (ui/follow.py)."""
+    tr = Translator(lang)
+    curve, measured = correlation_of(pid, _pixels, kind, seed, device)
+    fig = charts.curves_figure(np.arange(T + 1), {tr("your_image.corr_closed"): curve}, tr("schedule.t_axis"),
+                               tr("your_image.corr_axis"), marker_x=T_DEFAULT, marker_label=f"t = {T_DEFAULT}",
+                               height=340)
+    fig.add_trace(go.Scatter(x=list(measured), y=list(measured.values()), mode="markers",
+                             name=tr("your_image.corr_empirical"),
+                             marker=dict(symbol="x", size=9, color=charts.PALETTE[1])))
+    fig.update_yaxes(range=[-0.05, 1.05])
+    fig.update_xaxes(range=[-0.01 * T, 1.01 * T])  # room for the measured point at t = T (fixed: charts.fixed_range)
+    return frozen(fig)
+
+
 def show_picture(image: np.ndarray, caption: str, min_side: int = 280) -> None:
     charts.show_image(image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image, caption, min_side)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def picture_png(pid: str, _pixels: np.ndarray) -> bytes:
+    """The picture's PNG file, encoded once (the t slider's fragment shows x_0 at every step)."""
+    return charts.png_bytes(_pixels)
 
 
 st.title(tr("your_image.title"))
@@ -191,7 +218,7 @@ def forward_process(pid: str, pixels: np.ndarray, grayscale: bool, seed: int, de
     c1, c2 = st.columns([1, 3])
     kind_schedule = c1.radio(tr("schedule.label"), SCHEDULE_KINDS, key="your_image_schedule", help=tr("schedule.help"),
                              format_func=lambda k: tr(f"schedule.{k}"))
-    t = c2.slider(tr("your_image.t_label"), 1, T, 250, key="your_image_t", help=tr("your_image.t_help", T=T))
+    t = c2.slider(tr("your_image.t_label"), 1, T, T_DEFAULT, key="your_image_t", help=tr("your_image.t_help", T=T))
     schedule = make_schedule(kind_schedule, T)
     xt_picture, xt_png, hist_all, corr_t = forward_at(pid, pixels, kind_schedule, t, seed, device, tr.lang)
 
@@ -204,7 +231,7 @@ def forward_process(pid: str, pixels: np.ndarray, grayscale: bool, seed: int, de
 
     col_x0, col_xt = st.columns(2)
     with col_x0:
-        show_picture(pixels, tr("your_image.x0_caption"))
+        charts.show_png(picture_png(pid, pixels), tr("your_image.x0_caption"))
     with col_xt:
         charts.show_png(xt_png, tr("your_image.xt_caption", t=t))
         st.download_button(tr("your_image.download_xt"), data=lambda picture=xt_picture: encode_png(picture),
@@ -236,16 +263,17 @@ def forward_process(pid: str, pixels: np.ndarray, grayscale: bool, seed: int, de
     col_all, col_pixel = st.columns(2)
     with col_all:
         st.markdown(f"**{tr('your_image.hist_all_title', t=t)}**")
-        st.plotly_chart(hist_all, key="your_image_hist_all")
+        show_in_place(st, forward_at(pid, pixels, kind_schedule, T_DEFAULT, seed, device, tr.lang)[2], "your_image_hist_all")
         st.caption(tr("your_image.hist_all_note"))
     with col_pixel:
         st.markdown(f"**{tr('your_image.pixel_title', n=PIXEL_DRAWS)}**")
         chart_slot = st.container()
         which = st.selectbox(tr("your_image.pixel_label"), PIXEL_CHOICES, key="your_image_pixel",
                              format_func=lambda p: tr(f"your_image.pixel_{p}"))
-        fig, (row, col, ch), x0_pixel, mean, variance, stats = pixel_draws(
+        pixel_fig, (row, col, ch), x0_pixel, mean, variance, stats = pixel_draws(
             pid, pixels, which, kind_schedule, t, seed, device, tr.lang)
-        chart_slot.plotly_chart(fig, key="your_image_hist_pixel")
+        show_in_place(chart_slot, pixel_draws(pid, pixels, which, kind_schedule, T_DEFAULT, seed, device, tr.lang)[0],
+                      "your_image_hist_pixel")
         where = (tr("your_image.pixel_where", row=row, col=col) if grayscale
                  else tr("your_image.pixel_where_colour", row=row, col=col, channel="RGB"[ch]))
         st.caption(tr("your_image.pixel_note", where=where, x0=x0_pixel, mean=mean, var=variance,
@@ -256,18 +284,12 @@ def forward_process(pid: str, pixels: np.ndarray, grayscale: bool, seed: int, de
     st.markdown(tr("your_image.corr_intro"))
     st.latex(r"\operatorname{corr}(x_t, x_0) = \frac{\sqrt{\bar\alpha_t}\,\sigma_{x_0}}"
              r"{\sqrt{\bar\alpha_t\,\sigma_{x_0}^2 + 1 - \bar\alpha_t}}")
-    curve, measured = correlation_of(pid, pixels, kind_schedule, seed, device)
-    if np.isnan(curve).all():
+    curve, _ = correlation_of(pid, pixels, kind_schedule, seed, device)
+    flat = bool(np.isnan(curve).all())
+    if flat:
         st.info(tr("your_image.corr_flat"), icon=":material/info:")
     else:
-        empirical_t = sorted({*STRIP_TS[1:], t})
-        empirical = [corr_t if s == t else measured[s] for s in empirical_t]
-        fig = charts.curves_figure(np.arange(T + 1), {tr("your_image.corr_closed"): curve}, tr("schedule.t_axis"),
-                                   tr("your_image.corr_axis"), marker_x=t, marker_label=f"t = {t}", height=340)
-        fig.add_trace(go.Scatter(x=empirical_t, y=empirical, mode="markers", name=tr("your_image.corr_empirical"),
-                                 marker=dict(symbol="x", size=9, color=charts.PALETTE[1])))
-        fig.update_yaxes(range=[-0.05, 1.05])
-        st.plotly_chart(fig, key="your_image_corr")
+        st.plotly_chart(correlation_figure(pid, pixels, kind_schedule, seed, device, tr.lang), key="your_image_corr")
         k1, k2 = st.columns(2)
         k1.metric(tr("your_image.corr_metric_closed", t=t), f"{curve[t]:.4f}")
         k2.metric(tr("your_image.corr_metric_empirical", t=t), f"{corr_t:.4f}")
@@ -275,6 +297,9 @@ def forward_process(pid: str, pixels: np.ndarray, grayscale: bool, seed: int, de
         half, tenth = first_t_below(curve, 0.5), first_t_below(curve, 0.1)
         st.markdown(tr("your_image.corr_thresholds", t_half=never if half is None else f"$t = {half}$",
                        t_tenth=never if tenth is None else f"$t = {tenth}$"))
+    # The marker of the correlation chart follows t in the browser; the histograms get this t's figures.
+    follow_slider("your_image_t", charts=[] if flat else ["your_image_corr"],
+                  figures={"your_image_hist_all": hist_all, "your_image_hist_pixel": pixel_fig}, value=t, minimum=1)
 
 
 forward_process(pid, loaded.pixels, loaded.grayscale, current_seed(), str(current_device()))

@@ -9,12 +9,15 @@ import streamlit as st
 import torch
 
 from diffusion_core.data.images import encode_gif, encode_png, image_to_tensor
-from diffusion_core.samplers import ReverseProcess
 from diffusion_core.samplers.trajectory import sdedit_start
 from diffusion_core.models.weights import WeightsError
+from ui import model as ui_model
+from ui.reverse import remote
 from ui.reverse import run as rr
 from ui.reverse import view as rv
 from ui.model import SharedDenoiser, shared_denoiser
+from ui.worker.pool import denoiser_pool
+from ui.worker.protocol import RunSpec
 from ui.reverse.view import fmt, show
 from ui.script_run import in_fragment_run
 
@@ -39,6 +42,10 @@ except WeightsError as e:
     st.stop()
 schedule = shared.model.schedule
 T = schedule.T
+# The network's steps run in the denoiser worker, a process of its own fed by a fair queue, so that
+# students who sample do not take the CPU from those who drag sliders (None: no worker, steps run here).
+pool = denoiser_pool()
+WEIGHTS = str(ui_model.WEIGHTS_DIR)
 STEPS = rr.step_choices(T)  # numbers of steps offered (1000 = every step of the shipped network)
 
 
@@ -109,13 +116,16 @@ st.header(tr("reverse.settings_title"))
 
 
 @st.fragment
-def settings_and_player() -> tuple[rv.PlayerView, SharedDenoiser] | None:
+def settings_and_player() -> tuple[rv.PlayerView, SharedDenoiser, object, str] | None:
     """Draw both sections; returns the view and the model of a run the page must go on with, if any."""
     run: rr.PlayerRun = st.session_state.setdefault(rr.STATE_KEY, rr.PlayerRun())
     run_shared = shared_denoiser(torch.device(run.settings.device)) if run.settings else shared
     if run.needs_start:
         run.start(run_shared.model)  # draws x_T: the first frame, before any network call
-    run.take_pending_step(run_shared.lock)
+    wait_box = st.empty()  # where a Step waiting for the worker shows its place in the line
+    remote.take_pending_step(run, pool, WEIGHTS, run_shared.lock,
+                             lambda ticket: wait_box.caption(rv.wait_text(tr, ticket)))
+    wait_box.empty()
 
     # The settings box is placed first but filled after the player: when Play is clicked, the run's first
     # frame then reaches the browser before the thirty-odd settings elements do. The widgets keep their
@@ -181,8 +191,8 @@ def settings_and_player() -> tuple[rv.PlayerView, SharedDenoiser] | None:
     if run.status != "running":
         return None
     if not in_fragment_run():
-        return view, run_shared
-    if rv.play_live(view, run_shared) == "done":
+        return view, run_shared, pool, WEIGHTS
+    if rv.play_live(view, run_shared, pool, WEIGHTS) in ("done", "failed"):
         st.rerun(scope="fragment")  # the final view: result, timeline, distances in the chart, downloads
     return None
 
@@ -203,16 +213,22 @@ if compare_clicked:
     outputs, seconds = {}, {}
     try:
         for sampler_id in ("ddpm", "ddim"):
-            process = ReverseProcess(shared.model, list(base.labels), sampler=sampler_id, steps=cmp_steps, eta=base.eta,
-                                     guidance=base.guidance, variance=base.variance,
-                                     generator=torch.Generator().manual_seed(base.seed))
+            spec = RunSpec(labels=base.labels, sampler=sampler_id, steps=cmp_steps, eta=base.eta, guidance=base.guidance,
+                           variance=base.variance, device=str(device), weights_dir=WEIGHTS)
+            process = spec.new(shared.model, torch.Generator().manual_seed(base.seed))
             label = tr(f"reverse.sampler_{sampler_id}")
-            x0, seconds[sampler_id] = rr.run_to_end(process, shared.lock, lambda i, k, label=label: progress.progress(
-                i / k, text=tr("reverse.compare_progress", sampler=label, i=i, n=k)))
+            x0, seconds[sampler_id] = remote.run_to_end(
+                process, spec, pool, shared.lock,
+                lambda i, k, label=label: progress.progress(i / k, text=tr("reverse.compare_progress", sampler=label, i=i, n=k)),
+                lambda ticket: progress.progress(0.0, text=rv.wait_text(tr, ticket)), lane="compare")
             outputs[sampler_id] = rr.to_uint8(x0)
     except rr.Disconnected:
         st.stop()
+    except remote.WorkerFailed:
+        outputs = {}
+        st.warning(tr("reverse.worker_failed"), icon=":material/sync_problem:")
     progress.empty()
+if compare_clicked and outputs:
     history = [c for c in st.session_state.get("reverse_compare_history", []) if c.steps != cmp_steps][-7:]
     comparison = rr.Comparison(steps=cmp_steps, settings=base, ddpm=outputs["ddpm"], ddim=outputs["ddim"],
                                ddpm_seconds=seconds["ddpm"], ddim_seconds=seconds["ddim"])
@@ -273,18 +289,22 @@ else:
         generator = torch.Generator().manual_seed(current_seed())
         x0 = image_to_tensor(original).repeat(variations, 1, 1, 1)
         x_t0 = sdedit_start(x0, t0, schedule, generator)
-        process = ReverseProcess(shared.model, [sd_label] * variations, sampler="ddim", steps=min(sd_steps, t0),
-                                 guidance=chosen.guidance, generator=generator, x_start=x_t0, t_start=t0)
+        spec = RunSpec(labels=(sd_label,) * variations, sampler="ddim", steps=min(sd_steps, t0), guidance=chosen.guidance,
+                       t_start=t0, device=str(device), weights_dir=WEIGHTS)
+        process = spec.new(shared.model, generator, x_start=x_t0)
         progress = st.progress(0.0)
         try:
-            x_out, _ = rr.run_to_end(process, shared.lock, lambda i, k: progress.progress(
-                i / k, text=tr("reverse.sdedit_progress", i=i, n=k)))
+            x_out, _ = remote.run_to_end(process, spec, pool, shared.lock, lambda i, k: progress.progress(
+                i / k, text=tr("reverse.sdedit_progress", i=i, n=k)),
+                lambda ticket: progress.progress(0.0, text=rv.wait_text(tr, ticket)), lane="sdedit")
+            st.session_state["reverse_sdedit_result"] = rr.SdeditResult(
+                source=source, t0=t0, steps=min(sd_steps, t0), label=sd_label, original=original,
+                noised=rr.to_uint8(x_t0), result=rr.to_uint8(x_out))
         except rr.Disconnected:
             st.stop()
+        except remote.WorkerFailed:
+            st.warning(tr("reverse.worker_failed"), icon=":material/sync_problem:")
         progress.empty()
-        st.session_state["reverse_sdedit_result"] = rr.SdeditResult(
-            source=source, t0=t0, steps=min(sd_steps, t0), label=sd_label, original=original,
-            noised=rr.to_uint8(x_t0), result=rr.to_uint8(x_out))
     result = st.session_state.get("reverse_sdedit_result")
     if result is not None:
         c1, c2, c3 = st.columns([1, 3, 3])
@@ -296,5 +316,5 @@ else:
 check_yourself(tr, "reverse")
 
 # ------------------------------------------------------------------ the run's steps, last: everything else is drawn
-if live is not None and rv.play_live(*live) == "done":
+if live is not None and rv.play_live(*live) in ("done", "failed"):
     st.rerun()  # the final view: result, timeline, distances in the chart, downloads

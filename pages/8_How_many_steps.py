@@ -13,6 +13,7 @@ from diffusion_core.samplers.trajectory import rms_distance
 from diffusion_core.models.weights import WeightsError
 from ui.steps import run as sr
 from ui.steps import view as sv
+from ui.follow import follow_slider, show_in_place
 from ui.model import shared_denoiser
 from ui.reverse.run import grid
 from ui.reverse.view import fmt, show
@@ -90,12 +91,13 @@ def compare() -> None:
         labels = (digit,) * sr.N_COMPARE
     else:
         labels = tuple(i % 10 for i in range(sr.N_COMPARE))
-    if a == b:
-        st.caption(tr("steps.hint_equal"))
-    if k == 1:
-        st.caption(tr("steps.hint_one_step"))
-    elif "ddpm" in (a, b) and k < 100:
-        st.caption(tr("steps.hint_ddpm_few"))
+    with st.container():  # hints that come and go: in a block of their own, so the charts below keep their place
+        if a == b:
+            st.caption(tr("steps.hint_equal"))
+        if k == 1:
+            st.caption(tr("steps.hint_one_step"))
+        elif "ddpm" in (a, b) and k < 100:
+            st.caption(tr("steps.hint_ddpm_few"))
 
     keys = {side: sr.RunKey(labels=labels, sampler=s, steps=k, spacing=spacing, seed=current_seed(), device=str(device))
             for side, s in (("a", a), ("b", b))}
@@ -123,12 +125,16 @@ def compare() -> None:
     c1.image(sv.marked_digit(ref.final[0], pixels), output_format="PNG", width=280)
     c2.caption(tr("steps.pixels_caption", **{f"p{i + 1}": f"({r}, {c})" for i, (r, c) in enumerate(pixels)}))
     ref_path = ref.path(schedule, 0, pixels)
-    cols = st.columns(2)
-    for col, side in zip(cols, ("a", "b")):
-        rec = records[side]
-        fig = sv.path_figure(tr, rec.path(schedule, follow, pixels), ref_path, rec.key.sampler,
-                             tr("steps.path_title", sampler=sampler_name(rec.key.sampler), steps=k))
-        col.plotly_chart(fig, key=f"steps_path_{side}")
+    # Each chart stays in place (ui/follow.py): the browser applies this run's paths to it, so a step of the
+    # slider (or another sampler) redraws the curves without building the chart again.
+    figures = {f"steps_path_{side}": sv.path_figure(tr, records[side].path(schedule, follow, pixels), ref_path,
+                                                    records[side].key.sampler,
+                                                    tr("steps.path_title", sampler=sampler_name(records[side].key.sampler),
+                                                       steps=k))
+               for side in ("a", "b")}
+    for col, chart in zip(st.columns(2), figures):
+        show_in_place(col, sv.path_frame(tr), chart)
+    follow_slider("steps_k", figures=figures, value=STEPS.index(k), label=None)
     ref_final = ref.final
     d = {side: float(rms_distance(records[side].final[None, follow:follow + 1], ref_final)[0]) for side in ("a", "b")}
     st.caption(tr("steps.distance_caption", sampler_a=sampler_name(a), sampler_b=sampler_name(b),

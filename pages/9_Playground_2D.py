@@ -4,13 +4,13 @@ the exact one of the training set, its trajectories (DDPM and DDIM), and what it
 from ui.sidebar import sidebar, current_seed
 from ui.exercises import check_yourself
 
-import numpy as np
 import streamlit as st
 import torch
 
 from diffusion_core import toy2d
 from diffusion_core.data.images import MAX_UPLOAD_MB, ImageLoadError, LoadedImage, read_image
 from diffusion_core.process.schedules import SCHEDULE_KINDS, make_schedule
+from ui.follow import follow_slider, show_in_place
 from ui.playground import lab as pg
 from ui.shared_store import picture_id
 
@@ -145,22 +145,19 @@ st.latex(r"\begin{gathered}\nabla_{x}\log q_t(x) = -\frac{\mathbb{E}[\varepsilon
 
 @st.fragment
 def field_view() -> None:
-    """The t slider and the three panels it drives; reruns alone when the slider moves."""
+    """The t slider and the three panels it drives; reruns alone when the slider moves. The panels are shown at
+    the slider's first value (the same element at every step, never rebuilt) and the browser applies each step's
+    field to them with Plotly.react (ui/follow.py)."""
     t_key = f"{K_TSLIDER}_{T}"  # one slider per T, so a smaller T never holds a t beyond it
-    st.session_state.setdefault(t_key, max(1, T // 10))
+    first = max(1, T // 10)
+    st.session_state.setdefault(t_key, first)
     t = st.slider(tr("playground.t_label"), 1, T, key=t_key, help=tr("playground.t_help", T=T))
-    f = pg.field_at(key, t, lab)
-    scale = pg.arrow_scale(f["exact"], f["learned"])
-    common = dict(cloud_name=tr("playground.cloud_name"), **axis_titles())
-    cols = st.columns(3)
-    panels = (("learned", f["learned"], tr("playground.panel_learned", t=t)),
-              ("exact", f["exact"], tr("playground.panel_exact", t=t)),
-              ("diff", f["learned"] - f["exact"], tr("playground.panel_diff", t=t)))
-    for col, (which, arrows, title) in zip(cols, panels):
-        col.plotly_chart(pg.field_figure(f["grid"], scale * arrows, f["cloud"], color=pg.COLORS[which], title=title,
-                                         arrows_name=tr(f"playground.arrows_{which}"), **common),
-                         key=f"playground_field_{which}")
-    gap = np.linalg.norm(f["learned"] - f["exact"], axis=1).mean() / np.linalg.norm(f["exact"], axis=1).mean()
+    figures, gap = pg.field_figures(key, t, tr.lang, lab)
+    shown, _ = pg.field_figures(key, first, tr.lang, lab)
+    for col, which in zip(st.columns(3), pg.PANELS):
+        show_in_place(col, shown[which], f"playground_field_{which}")
+    follow_slider(t_key, figures={f"playground_field_{w}": figures[w] for w in pg.PANELS}, value=t, minimum=1,
+                  label=None)
     abar = float(schedule.alpha_bars[t])
     st.caption(tr("playground.field_note", t=t, abar=f"{abar:.4f}", sigma=f"{(1 - abar) ** 0.5:.4f}",
                   gap=f"{100 * gap:.0f}"))

@@ -27,7 +27,7 @@ def fmt(v: float) -> str:
     return f"{v:.4g}" if v == 0 or 1e-3 <= abs(v) < 1e4 else f"{v:.3e}"
 
 
-def _layout(x_title: str, y_title: str, title: str | None, height: int, **extra: object) -> dict:
+def layout_of(x_title: str, y_title: str, title: str | None, height: int, **extra: object) -> dict:
     # With a title on top, the legend goes under the x-axis title so that the two never overlap.
     legend = (dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0.0) if title
               else dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1.0))
@@ -59,6 +59,32 @@ def _vline(x: float, label: str | None = None) -> dict:
     return out
 
 
+def _dot(x: float, y: float, color: str, visible: bool) -> dict:
+    """A dot of 10 px at (x, y) as a layout shape (moving a shape redraws no trace: ui/follow.py)."""
+    return dict(type="circle", xref="x", yref="y", xsizemode="pixel", ysizemode="pixel", xanchor=x, yanchor=y,
+                x0=-5, x1=5, y0=-5, y1=5, fillcolor=color, line=dict(color="white", width=1), visible=visible,
+                layer="above")
+
+
+def marker_layout(x: float, label: str | None, dots: Sequence[tuple[int, float, str]] = (), log_y: bool = False) -> dict:
+    """The marker at x as layout: the dashed line, its label, and a dot on each curve (trace index, y, colour),
+    described in ``meta.follow`` for the script that moves it in the browser (ui/follow.py). A dot whose y is
+    not finite (a gap in its curve) is hidden."""
+    out = _vline(x, label)
+    finite = [bool(np.isfinite(y)) and (y > 0 or not log_y) for _, y, _ in dots]
+    out["shapes"] += [_dot(x, float(y) if ok else 0.0, color, ok) for (_, y, color), ok in zip(dots, finite)]
+    out["meta"] = dict(follow=dict(line=0, label=0 if label is not None else None, log_y=log_y,
+                                   dots=[[1 + k, trace] for k, (trace, _, _) in enumerate(dots)]))
+    return out
+
+
+def _curve_at(x: np.ndarray, y: np.ndarray, at: float) -> float:
+    """The curve's y at ``at`` by linear interpolation (the script does the same), NaN outside it."""
+    if not len(x) or at < x[0] or at > x[-1]:
+        return float("nan")
+    return float(np.interp(at, x, y))
+
+
 def curves_figure(
     x: np.ndarray,
     curves: Mapping[str, np.ndarray],
@@ -72,9 +98,9 @@ def curves_figure(
     height: int = 300,
 ) -> go.Figure:
     """Line curves y(x), one per entry of ``curves`` (name -> values), with a dashed vertical
-    line and a dot on every curve at ``marker_x``. Non-finite values are left out (gaps)."""
+    line and a dot on every curve at ``marker_x`` (``marker_layout``). Non-finite values are left out (gaps)."""
     x = np.asarray(x, dtype=np.float64)
-    data = []
+    data, dots = [], []
     for i, (name, y) in enumerate(curves.items()):
         y = np.asarray(y, dtype=np.float64)
         finite = np.isfinite(y)
@@ -82,15 +108,22 @@ def curves_figure(
         data.append(dict(type="scatter", x=x[finite], y=y[finite], mode="lines", name=name, line=dict(color=color)))
         if marker_x is not None:
             j = int(np.argmin(np.abs(x - marker_x)))
-            if finite[j]:
-                data.append(dict(
-                    type="scatter", x=[x[j]], y=[y[j]], mode="markers", showlegend=False, name=name,
-                    marker=dict(color=color, size=10, line=dict(color="white", width=1)),
-                ))
-    extra: dict = _vline(marker_x, marker_label) if marker_x is not None else {}
+            at = _curve_at(x[finite], y[finite], marker_x) if finite[j] else float("nan")
+            dots.append((len(data) - 1, at, color))
+    extra: dict = marker_layout(marker_x, marker_label, dots, log_y) if marker_x is not None else {}
+    if marker_x is not None and len(x):
+        extra["xaxis"] = fixed_range(x)
     if log_y:
         extra["yaxis"] = dict(type="log", exponentformat="power")
-    return go.Figure(data=data, layout=_layout(x_title, y_title, title, height, **extra))
+    return go.Figure(data=data, layout=layout_of(x_title, y_title, title, height, **extra))
+
+
+def fixed_range(x: np.ndarray) -> dict:
+    """The x-axis from the first to the last x of the curves, for a chart with a marker: plotly's autorange
+    counts the marker's dots and label, so that a marker at an end would widen the axis under it (and a marker
+    moved in the browser, ui/follow.py, would then sit where the axis was). On a log axis, set the range in
+    log10 units instead."""
+    return dict(range=[float(np.min(x)), float(np.max(x))])
 
 
 def histogram_density_figure(
@@ -109,24 +142,29 @@ def histogram_density_figure(
     height: int = 320,
 ) -> go.Figure:
     """Histogram of ``samples`` scaled as a density (bar areas sum to the fraction of samples
-    inside ``hist_range``), with the curve ``density`` over ``x_grid`` drawn on top."""
+    inside ``hist_range``), with the curve ``density`` over ``x_grid`` drawn on top.
+
+    The bars are one filled step line (x at the bin edges, each height held across its bin) rather than a bar
+    per bin: the same picture as one SVG path, which the browser redraws in a few milliseconds when a slider
+    changes the samples (ui/follow.py), instead of a path per bar."""
     samples = np.asarray(samples, dtype=np.float64).ravel()
     lo, hi = hist_range if hist_range is not None else (float(samples.min()), float(samples.max()))
     if not hi > lo:  # every sample equal: one narrow bar around the value
         lo, hi = lo - 0.5e-3, hi + 0.5e-3
     counts, edges = np.histogram(samples, bins=bins, range=(lo, hi))
-    widths = np.diff(edges)
-    heights = counts / (samples.size * widths)
+    heights = counts / (samples.size * np.diff(edges))
     data = [
-        dict(type="bar", x=(edges[:-1] + edges[1:]) / 2, y=heights, width=widths, name=hist_name,
-             marker=dict(color="rgba(31, 119, 180, 0.45)", line=dict(color="rgba(31, 119, 180, 0.9)", width=0.5))),
+        dict(type="scatter", x=np.concatenate([edges[:1], edges, edges[-1:]]),
+             y=np.concatenate([[0.0], heights, heights[-1:], [0.0]]), mode="lines", line=dict(shape="hv",
+             color="rgba(31, 119, 180, 0.9)", width=0.8), fill="tozeroy", fillcolor="rgba(31, 119, 180, 0.45)",
+             name=hist_name, hoverinfo="skip"),
         dict(type="scatter", x=x_grid, y=density, mode="lines", name=density_name,
              line=dict(color=PALETTE[1], width=2.5)),
     ]
-    extra: dict = dict(bargap=0)
+    extra: dict = {}
     if x_range is not None:
         extra["xaxis"] = dict(range=list(x_range))
-    return go.Figure(data=data, layout=_layout(x_title, y_title, title, height, **extra))
+    return go.Figure(data=data, layout=layout_of(x_title, y_title, title, height, **extra))
 
 
 def scatter_contour_figure(
@@ -150,7 +188,7 @@ def scatter_contour_figure(
         dict(type="scatter", x=points[:, 0], y=points[:, 1], mode="markers", name=points_name,
              marker=dict(size=4, color="rgba(31, 119, 180, 0.45)")),
     ]
-    return go.Figure(data=data, layout=_layout(x_title, y_title, title, height,
+    return go.Figure(data=data, layout=layout_of(x_title, y_title, title, height,
                                                yaxis=dict(scaleanchor="x", scaleratio=1)))
 
 
@@ -182,8 +220,10 @@ def paths_figure(
         ))
     data.append(dict(type="scatter", x=t, y=band_center, mode="lines", name=center_name,
                      line=dict(color=PALETTE[1], width=2)))
-    extra = _vline(marker_x) if marker_x is not None else {}
-    return go.Figure(data=data, layout=_layout(x_title, y_title, title, height, **extra))
+    extra = marker_layout(marker_x, None) if marker_x is not None else {}
+    if marker_x is not None and len(t):
+        extra["xaxis"] = fixed_range(t)
+    return go.Figure(data=data, layout=layout_of(x_title, y_title, title, height, **extra))
 
 
 def enlarge(image: np.ndarray, min_side: int = 280) -> np.ndarray:

@@ -4,6 +4,7 @@ the core (eq. 12's two sides agree, the breakdown adds up); then Chromium on a d
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -146,3 +147,21 @@ def test_translations_match():
     assert_translations_match("bound")
 
 
+
+
+def test_the_t_charts_follow_in_the_browser_with_this_digits_point():
+    """Issue 24: the weight chart is drawn once and its marker follows t (held at t = 2 for t = 1, where eq. 12's
+    weight starts); the MSE chart is applied in place with this digit's point at t, the value the page states."""
+    at = run_page(PAGE, "en")
+    for t in (1, 500):
+        at.slider(key="bound_t").set_value(t).run()
+        assert_clean(at)
+        weight, mse = (json.loads(c.proto.json) for c in at.get("bidi_component"))
+        assert (weight["slider"], weight["value"], weight["charts"]) == ("bound_t", t, ["bound_weight_chart"])
+        assert weight["xs"][0] == 2 and weight["xs"][499] == 500 and not weight["figures"]
+        fig = mse["figures"]["bound_mse_chart"]
+        point = fig["data"][-1]
+        assert point["x"] == [t] and mse["charts"] == ["bound_mse_chart"] and fig["layout"]["shapes"][0]["x0"] == t
+        text = "\n".join(m.value for m in [*at.markdown, *at.caption])
+        (stated,) = re.findall(r"(?:error here: |squared error of )(\d+\.\d{4})", text)  # bound.check_decoder / check_eq12_note
+        assert float(stated) == pytest.approx(point["y"][0], abs=6e-5)

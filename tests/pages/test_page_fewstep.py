@@ -15,6 +15,7 @@ from tests.conftest import LANGS, assert_clean, assert_translations_match, run_p
 from ui.fewstep import digits as dg
 from ui.fewstep import lab2d
 from ui.i18n import Translator
+from tests.pages.followed import followed_title
 
 PAGE = "pages/12_Few_steps.py"
 
@@ -67,11 +68,18 @@ def test_other_data_sets_and_the_trained_teacher(dataset):
     assert lab2d.lab_store().peek((dataset, "mlp", 3)) is not None  # kept for its settings
 
 
+def chart_title(at, key: str) -> str:
+    return json.loads(next(c for c in at.get("plotly_chart") if c.proto.id.endswith(key)).proto.spec)["layout"]["title"]["text"]
+
+
 def test_calls_and_metric_controls_rerun_cleanly():
     at = run_page(PAGE, "vi", seed=5)
     for k in (2, 4):
         at.segmented_control(key="fewstep_cloud_k").set_value(k).run()
         assert_clean(at)
+        # the charts keep the first k's clouds; the figure of k is the one the browser applies (ui/follow.py)
+        assert lab2d.calls_text(Translator("vi"), k) in followed_title(at, "fewstep_cloud_reflow")
+        assert lab2d.calls_text(Translator("vi"), 1) in chart_title(at, "fewstep_cloud_reflow")
     at.segmented_control(key="fewstep_metric").set_value("accuracy").run()
     assert_clean(at)
     at.segmented_control(key="fewstep_digit_seed").set_value(2).run()

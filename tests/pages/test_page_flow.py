@@ -116,13 +116,14 @@ FRAGMENTS = [("flow_t_path", ".st-key-flow_path_pictures"), ("flow_t_faces", ".s
 
 
 def test_each_slider_reruns_only_its_fragment_in_the_browser(browser, app_url):
-    from tests.conftest import assert_no_exception, open_page, record_runs, wait_idle
+    from tests.conftest import assert_no_exception, record_runs, wait_idle
 
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     pg = context.new_page()
     runs = record_runs(pg)
     pg.set_default_timeout(180000)  # the first view trains both MLPs (seconds on a loaded 2-core machine)
-    open_page(pg, app_url, "Flow_matching", "en")
+    pg.goto(f"{app_url}/Flow_matching?lang=en")
+    wait_idle(pg, 240000)  # the first view trains both MLPs: a minute or more beside other jobs
     assert runs and runs[-1] == []
     for key, picture in FRAGMENTS:
         slider = pg.locator(f".st-key-{key} input[type=range]")
@@ -141,4 +142,46 @@ def test_each_slider_reruns_only_its_fragment_in_the_browser(browser, app_url):
         pg.wait_for_function("([sel, old]) => [...document.querySelectorAll(sel)].map(e => e.innerHTML).join('') !== old",
                              arg=[picture, before], timeout=60000)
         assert_no_exception(pg)
+    context.close()
+
+
+MARKER_JS = """([sel, value]) => { const gd = document.querySelector(sel), xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  const shape = (i) => gd.querySelector(`.shapelayer .shape-group[data-index="${i}"] path, .shapelayer path[data-index="${i}"]`);
+  const line = shape(0).getAttribute('d').match(/-?[\\d.]+/g).map(Number);
+  const dot = shape(1).getAttribute('d').match(/-?[\\d.]+/g).map(Number);  // M cx + 5, cy A ...
+  return {same: gd === window.__courseChart, line_x: [line[0], line[2]], want_x: xa._offset + xa.d2p(value),
+          dot: [dot[0] - 5, dot[1]], want_dot: [xa._offset + xa.d2p(value), ya._offset + ya.d2p(1 - value)],
+          label: gd.querySelector('.infolayer .annotation-text').textContent}; }"""
+
+
+def test_the_t_marker_moves_in_the_browser_and_the_chart_is_not_rebuilt(browser, app_url):
+    """Issue 24: a step of t moves the dashed line to the slider's new t and the dot on the rectified flow's
+    alpha(t) = 1 - t (the first curve) to (t, 1 - t), in the same plotly chart (the same DOM node: not redrawn)."""
+    from tests.conftest import assert_no_exception, wait_idle
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    pg.set_default_timeout(180000)
+    pg.goto(f"{app_url}/Flow_matching?lang=en")
+    chart = ".st-key-flow_coef_chart .js-plotly-plot"
+    pg.wait_for_selector(chart + " .shapelayer path", state="attached")  # a vertical line has no width: never "visible"
+    wait_idle(pg, 240000)
+    pg.evaluate("sel => { window.__courseChart = document.querySelector(sel); }", chart)
+    slider = pg.locator(".st-key-flow_t_path input[type=range]")
+    slider.scroll_into_view_if_needed()
+    values = [float(slider.get_attribute("aria-valuetext"))]
+    for _ in range(3):
+        slider.press("ArrowRight")
+        pg.wait_for_timeout(300)
+        value = float(slider.get_attribute("aria-valuetext"))
+        m = pg.evaluate(MARKER_JS, [chart, value])
+        assert m["same"]  # the chart element was not rebuilt
+        assert all(abs(x - m["want_x"]) < 0.5 for x in m["line_x"]), (value, m)
+        assert all(abs(a - b) < 0.5 for a, b in zip(m["dot"], m["want_dot"])), (value, m)
+        assert m["label"] == f"t = {value:g}"
+        values.append(value)
+    assert values[-1] == pytest.approx(values[0] + 0.03)
+    wait_idle(pg, 120000)
+    assert pg.evaluate(MARKER_JS, [chart, values[-1]])["same"]  # also after the server's answers
+    assert_no_exception(pg)
     context.close()

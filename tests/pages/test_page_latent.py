@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import LANGS, assert_clean, assert_no_exception, assert_translations_match, open_page, run_page
 from ui.i18n import Translator
+from tests.pages.followed import followed_title
 
 PAGE = "pages/13_Latent_diffusion.py"
 FAST = {"latent_mlp_steps": 30}  # the 2-D MLP trains in a fraction of a second
@@ -57,7 +58,10 @@ def test_every_control(lang):
     at.slider(key="latent_2d_guidance").set_value(3.0).run()
     at.select_slider(key="latent_2d_steps").set_value(5).run()
     assert_clean(at)
-    assert chart(at, "latent_walk")["layout"]["title"]["text"] == tr("latent.walk_title", label=8, s="3", steps=5)
+    # The chart keeps the walk at the first guidance and steps; the browser applies this one (ui/follow.py).
+    assert followed_title(at, "latent_walk") == tr("latent.walk_title", label=8, s="3", steps=5)
+    first = chart(at, "latent_walk")["layout"]["title"]["text"]  # latent_guidance still at the same default
+    assert first == tr("latent.walk_title", label=8, s=f"{at.session_state['latent_guidance']:g}", steps=10)
     at.radio(key="latent_2d_predictor").set_value("mlp").run()
     assert_clean(at)
     assert tr("latent.mlp_note", steps=30, seconds="X", loss="X", m=60000).split("X")[0] in texts(at)

@@ -4,6 +4,7 @@ shipped network, and the page in Chromium (desktop and phone screenshots, a t-sl
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -51,6 +52,13 @@ def reference(model, digit: np.ndarray, label: int, t: int, seed: int, row: int,
         kl = 0.5 * (np.log(var_p / var_q) + (var_q + (out["mu_q"] - out["mu_p"]) ** 2) / var_p - 1)
         out |= {"kl_pixel": kl[row, col], "kl_bpd": kl.sum() / (784 * math.log(2))}
     return out
+
+
+def unpacked(values) -> list:
+    """A plotly array as the browser reads it: a list, or numpy's bytes packed as {"dtype", "bdata"} (base64)."""
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=np.dtype(values["dtype"])).tolist()
+    return list(values)
 
 
 def metrics(at) -> list[float]:
@@ -131,12 +139,18 @@ def test_extreme_timesteps(lang, t, model):
         assert kl_eq12 == pytest.approx(kl_direct, rel=1e-3, abs=1e-9)
     wild = tr.table["posterior.x0_hat_wild"].split("{")[0]  # at t = T, x0_hat is far outside [-1, 1]: the note says why
     assert any(c.value.startswith(wild) for c in at.caption) == (t == T)
-    for fig in at.get("plotly_chart"):  # no inf or nan reaches a chart
-        for trace in json.loads(fig.proto.spec)["data"]:
+    # The charts as drawn (at the defaults) and the figures this run sends to the browser (ui/follow.py).
+    shown = [json.loads(fig.proto.spec) for fig in at.get("plotly_chart")]
+    (follow,) = [json.loads(c.proto.json) for c in at.get("bidi_component")]
+    assert follow["slider"] == "posterior_t" and follow["value"] == t and list(follow["figures"]) == ["posterior_density"]
+    assert follow["charts"] == ["posterior_curve_coef_x0", "posterior_curve_coef_xt", "posterior_curve_ratio"]
+    density = follow["figures"]["posterior_density"]
+    # q(x_{t-1} | x_t, x_0) is drawn from t = 2 on; at t = 1 it is a point mass (a line) beside p_theta's curve.
+    assert len(density["data"]) == (1 if t == 1 else 2) and bool(density["layout"].get("shapes")) == (t == 1)
+    for fig in shown + [density]:  # no inf or nan reaches a chart
+        for trace in fig["data"]:
             for axis in ("x", "y"):
-                values = trace.get(axis, [])
-                if isinstance(values, dict):
-                    continue  # base64-packed arrays come from finite-filtered numpy
+                values = unpacked(trace.get(axis, []))
                 assert all(v is not None and math.isfinite(v) for v in values)
 
 

@@ -3,7 +3,9 @@ pictures, the hand-over to the reverse process; then the real upload widget in C
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import math
 import re
 import struct
@@ -124,6 +126,36 @@ def test_moving_t_and_the_schedule_updates_the_numbers():
     abar = float(make_schedule("cosine", 1000).alpha_bars[1000])
     assert at.metric[0].value == f"{math.sqrt(abar):.4f}"
     assert float(at.metric[3].value) < 0.05  # at t = T almost nothing of the picture is left
+
+
+def unpacked(values) -> np.ndarray:
+    """A plotly array as the browser reads it: a list, or numpy's bytes packed as {"dtype", "bdata"} (base64)."""
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=np.dtype(values["dtype"])).astype(np.float64)
+    return np.asarray(values, dtype=np.float64)
+
+
+def test_a_t_step_sends_the_histograms_of_that_t_and_leaves_the_charts_on_the_page():
+    """Issue 24: the charts on the page are drawn once, at the slider's default t = 250 (the correlation's marker
+    there); a step keeps them and sends the histograms of the new t for the browser to apply (ui/follow.py). At
+    t = T the picture is gone: the histogram of all the values of x_t is N(0, 1)'s density, bin by bin."""
+    at = upload(run_page(PAGE, "en"), "photo.png", GOOD)
+    shown = [c.proto.spec for c in at.get("plotly_chart")]
+    at.slider(key="your_image_t").set_value(1000).run()
+    assert [c.proto.spec for c in at.get("plotly_chart")] == shown  # the same three figures: nothing to rebuild
+    (follow,) = [json.loads(c.proto.json) for c in at.get("bidi_component")]
+    assert (follow["slider"], follow["value"], follow["charts"]) == ("your_image_t", 1000, ["your_image_corr"])
+    assert sorted(follow["figures"]) == ["your_image_hist_all", "your_image_hist_pixel"]
+    x, heights = (unpacked(follow["figures"]["your_image_hist_all"]["data"][0][k]) for k in ("x", "y"))
+    centers, h = (x[1:-2] + x[2:-1]) / 2, heights[1:-2]  # a step line: y[i] held from x[i] to x[i + 1]
+    width = float(x[2] - x[1])
+    pdf = np.exp(-centers**2 / 2) / math.sqrt(2 * math.pi)
+    n = 90 * 120 * 3
+    # each bin's height is its count / (n width): binomial, about sqrt(pdf / (n width)) of standard error
+    assert np.all(np.abs(h - pdf) < 5 * np.sqrt(pdf / (n * width)) + 1e-3), np.abs(h - pdf).max()
+    assert float(np.sum(h) * width) == pytest.approx(1.0, abs=1e-3)
+    corr = json.loads(shown[2])["layout"]
+    assert corr["shapes"][0]["x0"] == 250 and corr["meta"]["follow"]["line"] == 0  # drawn at the default
 
 
 @pytest.mark.parametrize("lang", LANGS)

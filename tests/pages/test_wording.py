@@ -16,7 +16,8 @@ from tests.conftest import LANGS, assert_clean, run_page
 # A digit, a comma, then exactly three digits: "1,000", "12,345.6" (but not "0.5, 1", "(0.123,0.4)" or "10 000").
 THOUSANDS_COMMA = re.compile(r"\d,\d{3}(?!\d)")
 # Proto fields that hold no student-visible text: ids, media URLs, chart specs and table data (checked apart).
-SKIPPED_FIELDS = {"id", "formId", "url", "src", "spec", "data", "arrowData", "styles", "type", "fragmentId"}
+SKIPPED_FIELDS = {"id", "formId", "url", "src", "spec", "data", "arrowData", "styles", "type", "fragmentId",
+                  "jsContent", "cssContent"}
 
 
 def thousands_commas(text: str) -> list[str]:
@@ -49,9 +50,36 @@ def _chart_strings(value):
         yield value
 
 
+def _figure_texts(figure: dict) -> list[str]:
+    """The strings a plotly figure shows, after checking that its separators group no thousands."""
+    # plotly's default separators ".," would print 12345 as "12,345": the page's charts say otherwise.
+    separators = figure.get("layout", {}).get("separators", ".,")
+    assert separators[0] == "." and separators[1:2] != ",", separators
+    return list(_chart_strings(figure.get("layout", {}))) + [
+        s for trace in figure.get("data", []) for key in ("name", "hovertemplate", "text")
+        if isinstance(trace.get(key), str) for s in [trace[key]]]
+
+
+def _follow_texts(payload: str) -> list[str]:
+    """What ui.follow's component shows: its marker label, the labels per position and the figures it applies
+    in the browser (its JSON is data, not text: only these strings reach the page)."""
+    data = json.loads(payload)
+    if not isinstance(data, dict):
+        return []
+    texts = [data["label"]] if isinstance(data.get("label"), str) else []
+    texts += [str(t) for t in data.get("texts") or []]
+    for figure in (data.get("figures") or {}).values():
+        if "layout" in figure:  # a whole figure; a figure of data only keeps the shown chart's separators
+            texts += _figure_texts(figure)
+        else:
+            texts += list(_chart_strings(figure.get("layout", {})))
+    return texts
+
+
 def visible_texts(at) -> list[str]:
     """Every string the page shows: Markdown, LaTeX, titles, captions, alerts, metrics, widget labels,
-    help texts, options and formats, image captions, table headers and cells, and chart text."""
+    help texts, options and formats, image captions, table headers and cells, chart text and the labels
+    ui.follow's markers carry."""
     texts = []
     for node in at._tree:
         proto = getattr(node, "proto", None)
@@ -60,18 +88,15 @@ def visible_texts(at) -> list[str]:
         for field, text in _strings(MessageToDict(proto)):
             if field == "format":  # a slider's or number input's printf format: no grouping flag
                 assert "," not in text and "'" not in text, text
+            if field == "json":  # a custom component's data (ui.follow)
+                texts += _follow_texts(text)
+                continue
             texts.append(text)
     for table in [*at.table, *at.dataframe]:
         frame = table.value
         texts += [str(c) for c in frame.columns] + [str(v) for v in frame.to_numpy().ravel()]
     for chart in at.get("plotly_chart"):
-        figure = json.loads(chart.proto.spec)
-        # plotly's default separators ".," would print 12345 as "12,345": the page's charts say otherwise.
-        separators = figure["layout"].get("separators", ".,")
-        assert separators[0] == "." and separators[1:2] != ",", separators
-        texts += list(_chart_strings(figure["layout"])) + [
-            s for trace in figure["data"] for key in ("name", "hovertemplate", "text") if isinstance(trace.get(key), str)
-            for s in [trace[key]]]
+        texts += _figure_texts(json.loads(chart.proto.spec))
     return texts
 
 

@@ -58,6 +58,15 @@ class PixelPaths:
     alpha: np.ndarray  # [T + 1] of the SDE
     sigma: np.ndarray
 
+    def value_range(self, x0_limit: float = 1.0) -> tuple[float, float]:
+        """The y range that holds both paths and the 2-sigma band for every |x0| <= x0_limit (all three are linear
+        in x0, so the ends decide): one fixed axis for every x0, which a step of x0 does not redraw."""
+        ends = [np.concatenate([*self.at(x0), x0 * self.alpha + 2 * s * self.sigma])
+                for x0 in (-x0_limit, x0_limit) for s in (-1, 1)]
+        lo, hi = float(np.min(ends)), float(np.max(ends))
+        pad = 0.05 * (hi - lo)
+        return lo - pad, hi + pad
+
     def at(self, x0: float) -> tuple[np.ndarray, np.ndarray]:
         mix = lambda p: p[:, 0] + x0 * (p[:, 1] - p[:, 0])  # noqa: E731
         return mix(self.chain), mix(self.em)
@@ -79,19 +88,23 @@ def pixel_paths(T: int, seed: int) -> PixelPaths:
 
 
 def pixel_figure(tr, paths: PixelPaths, x0: float, T: int) -> go.Figure:
+    """The chain's path and Euler-Maruyama's from x0 over the SDE's mean +- 2 sigma, on axes fixed for every x0
+    (a step of x0 changes the three lines only: ui/follow.py applies them in the browser)."""
     chain, em = paths.at(x0)
     idx = charts.downsample_for_plot(paths.t, 1000)
     t, mean, half = paths.t[idx], x0 * paths.alpha[idx], 2 * paths.sigma[idx]
     data = [
         dict(type="scatter", x=np.concatenate([t, t[::-1]]), y=np.concatenate([mean + half, (mean - half)[::-1]]),
-             fill="toself", fillcolor="rgba(214, 39, 40, 0.12)", line=dict(width=0), name=tr("continuous.band"),
+             mode="none", fill="toself", fillcolor="rgba(214, 39, 40, 0.12)", name=tr("continuous.band"),
              hoverinfo="skip"),
         dict(type="scatter", x=t, y=chain[idx], mode="lines", name=tr("continuous.chain_name", T=T),
              line=dict(color=charts.PALETTE[0], width=2)),
         dict(type="scatter", x=t, y=em[idx], mode="lines", name=tr("continuous.em_name"),
              line=dict(color=charts.PALETTE[4], width=1.5, dash="dot")),
     ]
-    return go.Figure(data=data, layout=plain_layout(tr("continuous.axis_t"), tr("continuous.axis_pixel"), 320))
+    layout = plain_layout(tr("continuous.axis_t"), tr("continuous.axis_pixel"), 320)
+    layout["xaxis"]["range"], layout["yaxis"]["range"] = [0, 1], list(paths.value_range())
+    return go.Figure(data=data, layout=layout)
 
 
 def plain_layout(x_title: str, y_title: str, height: int, **extra) -> dict:

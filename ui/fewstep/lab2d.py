@@ -155,11 +155,12 @@ def _clouds_figure(key: tuple, lang: str, method: str, k: int, _lab: Lab) -> go.
     points = _lab.meter.samples[method, k][:CLOUD_POINTS].numpy()
     title = tr("fewstep.cloud_title", method=tr(f"fewstep.method_{method}"), calls=calls_text(tr, k),
                d=f"{_lab.meter.distances[method, k]:.4f}")
-    return pg.samples_figure(_lab.meter.fresh[:CLOUD_POINTS].numpy(),
-                             {tr("fewstep.samples_name"): (points, METHOD_COLORS[method])},
-                             title=title, data_name=tr("fewstep.fresh_name"), height=360, **axis_titles(tr))
+    return pg.dots_figure(_lab.meter.fresh[:CLOUD_POINTS].numpy(),
+                          {tr("fewstep.samples_name"): (points, METHOD_COLORS[method])},
+                          title=title, data_name=tr("fewstep.fresh_name"), height=360, **axis_titles(tr))
 
 
 def clouds_figure(tr: Translator, lab: Lab, method: str, k: int) -> go.Figure:
-    """The samples of one method at k calls over the fresh data points (built once per lab, language, method, k)."""
+    """The samples of one method at k calls over the fresh data points (built once per lab, language, method, k), as
+    light figures (filled diamonds, one SVG path per set) that a change of k applies with Plotly.react (ui/follow.py)."""
     return _clouds_figure(lab.key, tr.lang, method, k, lab)

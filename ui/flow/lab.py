@@ -5,6 +5,7 @@ The math lives in ``diffusion_core.toy2d``; the plotly figures in ``ui.flow.view
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -127,3 +128,21 @@ def energy_floor(key: tuple, _data: torch.Tensor, _sample: torch.Tensor) -> floa
     """The energy distance of N_SAMPLES fresh points of the same distribution to the training points: what a
     perfect sampler scores at this sample size (around 0; it can come out slightly negative)."""
     return toy2d.energy_distance(_sample, _data)
+
+
+def warm_in_background(key: tuple, lab: FlowLab, steps: tuple[int, ...], times: tuple[float, ...]) -> None:
+    """Once per lab, in a background thread: the samples at every number of steps and the fields and losses at every
+    t of the page's sliders (a few seconds of one core in all), so that a step of N or t only reads the caches;
+    a value the thread has not reached yet is computed by the step itself, as before."""
+    if lab.extras.setdefault("warming", False):
+        return
+    lab.extras["warming"] = True
+
+    def work() -> None:
+        for n in steps:
+            samples_at(key, n, lab)
+        for t in times:
+            fields_at(key, t, lab)
+            losses_at(key, t, lab)
+
+    threading.Thread(target=work, name=f"flow-warm-{hash(key)}", daemon=True).start()

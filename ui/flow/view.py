@@ -15,7 +15,9 @@ import torch
 from diffusion_core.models.weights import PRETRAINED_DIR
 from diffusion_core.process.losses import implied_weight, time_density
 from ui import charts
+from ui.flow import lab as fl
 from ui.flow.digits import PATHS
+from ui.playground import lab as pg
 from ui.playground.lab import COLORS, LIMIT
 
 FLOW_SWEEP = PRETRAINED_DIR / "flow_sweep.json"
@@ -38,23 +40,58 @@ def _layout(x_title: str, y_title: str, title: str | None = None, height: int = 
     return {**layout, **extra}
 
 
-@st.cache_data(max_entries=4, show_spinner=False)
-def path_curves(lang: str, _tr: Tr) -> tuple[go.Figure, go.Figure]:
-    """alpha(t) and sigma(t) of the three paths, and their log SNR; one pair of figures per language."""
+@st.cache_resource(max_entries=4, show_spinner=False)  # read-only figures, sent unchanged at every step of t
+def path_curves(lang: str, _tr: Tr, t_marker: float) -> tuple[go.Figure, go.Figure]:
+    """alpha(t) and sigma(t) of the three paths, and their log SNR, with the marker (a dashed line, a dot on each
+    curve) at ``t_marker``, the slider's first value: the browser moves it at each step (ui/follow.py)."""
     t = torch.linspace(0, 1, 201, dtype=torch.float64)
     inner = t[1:-1]
-    coefficients, snr = [], []
+    coefficients, snr, dots_a, dots_b = [], [], [], []
     for i, (name, path) in enumerate(PATHS.items()):
         color, label = charts.PALETTE[i], _tr(f"flow.path_{name}")
-        coefficients.append(go.Scatter(x=t.numpy(), y=path.alpha(t).numpy(), name=f"α · {label}", mode="lines",
-                                       line=dict(color=color)))
-        coefficients.append(go.Scatter(x=t.numpy(), y=path.sigma(t).numpy(), name=f"σ · {label}", mode="lines",
-                                       line=dict(color=color, dash="dash")))
-        snr.append(go.Scatter(x=inner.numpy(), y=path.log_snr(inner).numpy(), name=label, mode="lines",
-                              line=dict(color=color)))
-    a = go.Figure(coefficients, _layout(_tr("flow.t_axis"), _tr("flow.coef_axis"), _tr("flow.coef_title"), 320))
-    b = go.Figure(snr, _layout(_tr("flow.t_axis"), _tr("flow.log_snr_axis"), _tr("flow.log_snr_title"), 320))
+        for symbol, curve, dash in (("α", path.alpha(t).numpy(), "solid"), ("σ", path.sigma(t).numpy(), "dash")):
+            dots_a.append((len(coefficients), float(np.interp(t_marker, t.numpy(), curve)), color))
+            coefficients.append(dict(type="scatter", x=t.numpy(), y=curve, name=f"{symbol} · {label}", mode="lines",
+                                     line=dict(color=color, dash=dash)))
+        y = path.log_snr(inner).numpy()
+        inside = inner[0] <= t_marker <= inner[-1]
+        dots_b.append((len(snr), float(np.interp(t_marker, inner.numpy(), y)) if inside else float("nan"), color))
+        snr.append(dict(type="scatter", x=inner.numpy(), y=y, name=label, mode="lines", line=dict(color=color)))
+    label = f"t = {t_marker:g}"
+    a = go.Figure(coefficients, _layout(_tr("flow.t_axis"), _tr("flow.coef_axis"), _tr("flow.coef_title"), 320,
+                                        **charts.marker_layout(t_marker, label, dots_a)))
+    b = go.Figure(snr, _layout(_tr("flow.t_axis"), _tr("flow.log_snr_axis"), _tr("flow.log_snr_title"), 320,
+                               **charts.marker_layout(t_marker, label, dots_b)))
     return a, b
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)  # read-only figures: no copy per step
+def field_figures(key: tuple, t: float, lang: str, _tr: Tr, _lab: fl.FlowLab) -> tuple[dict[str, go.Figure], float]:
+    """The trained and the exact velocity at t on the grid over x_t (one arrow scale for both; light figures, see
+    ui/playground/lab.field_figure), and the mean length of their difference relative to the exact arrows."""
+    f = fl.fields_at(key, t, _lab)
+    scale = pg.arrow_scale(f["exact"], f["learned"])
+    common = dict(cloud_name=_tr("flow.cloud_name"), x_title=_tr("flow.x_axis"), y_title=_tr("flow.y_axis"))
+    figures = {w: pg.field_figure(f["grid"], scale * f[w], f["cloud"], color=pg.COLORS[w],
+                                  title=_tr(f"flow.panel_{w}", t=f"{t:.4g}"), arrows_name=_tr(f"flow.arrows_{w}"),
+                                  **common) for w in ("learned", "exact")}
+    gap = np.linalg.norm(f["learned"] - f["exact"], axis=1).mean() / np.linalg.norm(f["exact"], axis=1).mean()
+    return figures, float(gap)
+
+
+SAMPLE_COLORS = {"flow": COLORS["learned"], "ddim": COLORS["fresh"], "exact": COLORS["exact"]}
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def samples_figures(key: tuple, n: int, lang: str, _tr: Tr, _lab: fl.FlowLab) -> dict[str, go.Figure]:
+    """The samples of the velocity MLP (Euler), the eps-MLP (DDIM) and the exact field (Euler) at n steps over the
+    training points, as light figures (ui/playground/lab.dots_figure) that a step of N applies with Plotly.react."""
+    s = fl.samples_at(key, n, _lab)
+    background = _lab.data[: fl.BACKGROUND].numpy()
+    return {w: pg.dots_figure(background, {_tr(f"flow.samples_{w}", n=n): (s[w], SAMPLE_COLORS[w])},
+                              title=_tr(f"flow.samples_title_{w}", n=n, e=f"{s[f'{w}_energy']:.4f}", m=len(s[w])),
+                              data_name=_tr("flow.data_name"), x_title=_tr("flow.x_axis"), y_title=_tr("flow.y_axis"),
+                              height=380) for w in SAMPLE_COLORS}
 
 
 # (prediction, path, time sampling, label key): the losses of Kingma & Gao (2023), table 1, on our paths

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 from diffusion_core.data.images import unit_to_uint8
 
 from .. import charts
+from ..playground import lab as pg
 
 LATENT_LIMIT = 2.5  # a scaled latent number of -2.5 is drawn black, +2.5 white (the latents have std about 1)
 DIGIT_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -78,7 +79,7 @@ def walk_grid(decoded: np.ndarray) -> np.ndarray:
 
 
 def _square_layout(title: str, x_title: str, y_title: str, height: int) -> dict:
-    axis = dict(range=[-LIMIT_2D, LIMIT_2D], zeroline=False)
+    axis = dict(range=[-LIMIT_2D, LIMIT_2D], zeroline=False, constrain="domain")  # fixed ranges: see ui/playground
     return dict(title=dict(text=title, x=0.0, font=dict(size=14)), height=height, margin=dict(l=10, r=10, t=40, b=10),
                 separators=charts.SEPARATORS,
                 legend=dict(orientation="h", yanchor="top", y=-0.15, x=0.0, itemsizing="constant"),
@@ -105,12 +106,17 @@ def cloud_figure(points: np.ndarray, labels: np.ndarray, *, title: str, digit_na
 def walk_figure(points: np.ndarray, labels: np.ndarray, paths: np.ndarray, *, title: str, digit_name: str,
                 path_name: str, start_name: str, end_name: str, x_title: str, y_title: str,
                 height: int = 520) -> go.Figure:
-    """Trajectories [S + 1, N, 2] (x_T first) over a faint cloud of encoded digits, x_T and x_0 marked."""
-    data = _cloud_traces(points, labels, digit_name, 2.5, 0.25)
+    """Trajectories [S + 1, N, 2] (x_T first) over a faint cloud of encoded digits, x_T and x_0 marked. Light, for a
+    chart that every control of the walk changes (ui/follow.py applies it): each digit's points and the states
+    along the paths as filled diamonds, one SVG path per trace, on fixed axes."""
+    data = [pg.filled_trace(pg.dots_xy(points[labels == d], 0.05), digit_name.format(digit=d), DIGIT_COLORS[d],
+                            opacity=0.3) for d in range(10)]
     xs = np.concatenate([np.append(paths[:, k, 0], np.nan) for k in range(paths.shape[1])]).astype(np.float32)
     ys = np.concatenate([np.append(paths[:, k, 1], np.nan) for k in range(paths.shape[1])]).astype(np.float32)
-    data.append(go.Scatter(x=xs, y=ys, mode="lines+markers", name=path_name, hoverinfo="skip",
-                           line=dict(color="black", width=1.4), marker=dict(size=4, color="black")))
+    data.append(go.Scatter(x=xs, y=ys, mode="lines", name=path_name, hoverinfo="skip", legendgroup="path",
+                           line=dict(color="black", width=1.4)))
+    data.append(pg.filled_trace(pg.dots_xy(paths.reshape(-1, 2), 0.06), path_name, "black", legendgroup="path",
+                                showlegend=False))
     data.append(go.Scatter(x=paths[0, :, 0], y=paths[0, :, 1], mode="markers", name=start_name,
                            marker=dict(size=10, color="black", symbol="x")))
     data.append(go.Scatter(x=paths[-1, :, 0], y=paths[-1, :, 1], mode="markers", name=end_name,
@@ -129,6 +135,6 @@ def flops_figure(sides: list[int], pixel: list[float], latent: list[float], *, n
     """FLOPs per sample against the image side, both pipelines, log-log."""
     data = [dict(type="scatter", x=sides, y=y, mode="lines+markers", name=name, line=dict(color=charts.PALETTE[i]))
             for i, (name, y) in enumerate(zip(names, (pixel, latent)))]
-    layout = charts._layout(x_title, y_title, None, height, xaxis=dict(type="log", tickvals=sides),
+    layout = charts.layout_of(x_title, y_title, None, height, xaxis=dict(type="log", tickvals=sides),
                             yaxis=dict(type="log", exponentformat="power"))
     return go.Figure(data=data, layout=layout)

@@ -15,6 +15,7 @@ from diffusion_core.process.forward import q_sample
 from diffusion_core.process.schedules import Schedule
 
 from .. import charts
+from ..i18n import Translator
 from ..shared_store import SharedStore, shared_store
 
 LIMIT = 3.0  # the plots show [-3, 3]^2: the data have unit variance per axis, x_T ~ N(0, I)
@@ -22,8 +23,9 @@ GRID = 17  # arrows per side of the field
 CLOUD_MAX = 500  # points of q(x_t) drawn at most (SVG: WebGL is slow where there is no GPU)
 PATH_POINTS = 60  # states drawn per trajectory
 MAX_LABS = 12  # trained networks kept in memory (each a few hundred kB)
-COLORS = {"data": "rgba(120, 120, 120, 0.35)", "cloud": "rgba(31, 119, 180, 0.35)", "learned": charts.PALETTE[0],
-          "exact": charts.PALETTE[1], "diff": charts.PALETTE[3], "fresh": charts.PALETTE[2]}
+COLORS = {"data": "rgba(120, 120, 120, 0.35)", "cloud": "rgba(31, 119, 180, 0.35)",
+          "cloud_fill": "rgba(31, 119, 180, 0.5)",  # the cloud as one filled path: overlaps do not darken
+          "learned": charts.PALETTE[0], "exact": charts.PALETTE[1], "diff": charts.PALETTE[3], "fresh": charts.PALETTE[2]}
 
 
 @dataclass
@@ -57,8 +59,28 @@ def field_at(key: tuple, t: int, _lab: Lab) -> dict[str, np.ndarray]:
     return {"grid": points.numpy(), "exact": exact.numpy(), "learned": learned.numpy(), "cloud": cloud.numpy()}
 
 
+PANELS = ("learned", "exact", "diff")  # the three field plots, left to right
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)  # read-only figures (about 40 kB each): no copy per step
+def field_figures(key: tuple, t: int, lang: str, _lab: Lab) -> tuple[dict[str, go.Figure], float]:
+    """The three panels at step t (the network's score, the exact one, their difference; one arrow scale for
+    all three) and the mean length of the difference relative to the exact arrows; once per lab, t and language."""
+    tr = Translator(lang)  # type: ignore[arg-type]
+    f = field_at(key, t, _lab)
+    scale = arrow_scale(f["exact"], f["learned"])
+    arrows = {"learned": f["learned"], "exact": f["exact"], "diff": f["learned"] - f["exact"]}
+    common = dict(cloud_name=tr("playground.cloud_name"), x_title=tr("playground.x_axis"), y_title=tr("playground.y_axis"))
+    figures = {w: field_figure(f["grid"], scale * arrows[w], f["cloud"], color=COLORS[w], title=tr(f"playground.panel_{w}", t=t),
+                               arrows_name=tr(f"playground.arrows_{w}"), **common) for w in PANELS}
+    gap = np.linalg.norm(arrows["diff"], axis=1).mean() / np.linalg.norm(f["exact"], axis=1).mean()
+    return figures, float(gap)
+
+
 def _square_layout(x_title: str, y_title: str, title: str, height: int) -> dict:
-    axis = dict(range=[-LIMIT, LIMIT], zeroline=False)
+    # Equal scales by narrowing the plot (constrain="domain"), not by widening the x range: the ranges stay the
+    # given ones, so Plotly.react at a slider step finds the axes unchanged and does not redraw them.
+    axis = dict(range=[-LIMIT, LIMIT], zeroline=False, constrain="domain")
     return dict(title=dict(text=title, x=0.0, font=dict(size=14)), height=height, margin=dict(l=10, r=10, t=40, b=10),
                 separators=charts.SEPARATORS,
                 showlegend=True, legend=dict(orientation="h", yanchor="top", y=-0.18, x=0.0),
@@ -70,28 +92,59 @@ def _square(fig: go.Figure, x_title: str, y_title: str, title: str, height: int)
     return fig.update_layout(_square_layout(x_title, y_title, title, height))
 
 
-def arrows_xy(base: np.ndarray, arrows: np.ndarray, head: float = 0.3, angle: float = 0.35) -> tuple[np.ndarray, np.ndarray]:
-    """One polyline for every arrow (shaft, then a two-stroke head), NaN between arrows: x, y [7 G]."""
-    tip = base + arrows
-    c, s = np.cos(angle), np.sin(angle)
-    back = -head * arrows
-    left = tip + np.stack([c * back[:, 0] - s * back[:, 1], s * back[:, 0] + c * back[:, 1]], axis=1)
-    right = tip + np.stack([c * back[:, 0] + s * back[:, 1], -s * back[:, 0] + c * back[:, 1]], axis=1)
-    gap = np.full_like(base, np.nan)
-    pts = np.stack([base, tip, gap, left, tip, right, gap], axis=1).reshape(-1, 2)
+def _one_outline(polygons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Closed polygons [n, k, 2] (same orientation) as one outline without gaps: each polygon closed on its first
+    corner, then on to the next one's, and back through the first corners at the end. Filled (nonzero rule), the
+    connecting edges, each walked once each way, enclose nothing, so the picture is the polygons; plotly draws
+    one SVG path for it. (A trace with NaN gaps is one path per piece in plotly.js, even with mode "none".)"""
+    closed = np.concatenate([polygons, polygons[:, :1]], axis=1).reshape(-1, 2)
+    back = polygons[-2::-1, 0] if len(polygons) > 1 else polygons[:0, 0]
+    pts = np.concatenate([closed, back])
     return pts[:, 0], pts[:, 1]
+
+
+def arrows_xy(base: np.ndarray, arrows: np.ndarray, head: float = 0.35, angle: float = 0.45,
+              shaft: float = 0.012) -> tuple[np.ndarray, np.ndarray]:
+    """Every arrow as one closed polygon (a shaft ``2 shaft`` wide, then a head of ``head`` times its length and
+    half-angle ``angle``), all in one outline (``_one_outline``): x, y [9 G - 1]. Drawn with fill="toself" it is
+    one SVG path, which the browser redraws in a few milliseconds when a slider changes the field; arrows drawn
+    as line segments were two paths each (578 on a 17 x 17 grid)."""
+    length = np.linalg.norm(arrows, axis=1, keepdims=True)
+    along = np.divide(arrows, length, out=np.zeros_like(arrows, dtype=np.float64), where=length > 0)
+    across = np.stack([-along[:, 1], along[:, 0]], axis=1)
+    tip = base + arrows
+    neck = tip - head * arrows
+    thin = shaft  # half-width of the shaft: about 1.5 px wide, as the lines were
+    wide = np.maximum(head * length * np.tan(angle), 1.5 * thin)  # half-width of the head
+    return _one_outline(np.stack([base + thin * across, neck + thin * across, neck + wide * across, tip,
+                                  neck - wide * across, neck - thin * across, base - thin * across], axis=1))
+
+
+def dots_xy(points: np.ndarray, radius: float = 0.035) -> tuple[np.ndarray, np.ndarray]:
+    """Every point as a small diamond (``radius`` in data units: about 3 px across on the [-3, 3] plots), all in one
+    outline: x, y [6 K - 1]. Filled, they are one SVG path; markers are one path each, all moved at a step."""
+    p = np.asarray(points, dtype=np.float64)
+    offsets = radius * np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+    return _one_outline(p[:, None, :] + offsets[None])
+
+
+def filled_trace(xy: tuple[np.ndarray, np.ndarray], name: str, color: str, **extra) -> dict:
+    """A trace of closed shapes (``arrows_xy``, ``dots_xy``) filled with one colour, as one SVG path (the outline
+    is not simplified: plotly would merge the connecting edges)."""
+    x, y = (v.astype(np.float32) for v in xy)  # float32: half the bytes to the browser
+    return dict(type="scatter", x=x, y=y, mode="none", fill="toself", fillcolor=color, name=name, hoverinfo="skip",
+                line=dict(simplify=False), **extra)
 
 
 def field_figure(grid: np.ndarray, arrows: np.ndarray, cloud: np.ndarray | None, *, color: str, title: str,
                  arrows_name: str, cloud_name: str, x_title: str, y_title: str, height: int = 400) -> go.Figure:
-    """Arrows [G, 2] at the grid points [G, 2] (already scaled for display) over the cloud [K, 2]. Built in one
-    go.Figure call from a layout dict: plotly's per-call validation made the three panels cost half a second."""
-    x, y = (v.astype(np.float32) for v in arrows_xy(grid, arrows))  # float32: half the bytes to the browser
-    data = [go.Scatter(x=x, y=y, mode="lines", name=arrows_name, line=dict(color=color, width=1.3), hoverinfo="skip")]
-    if cloud is not None:
-        cloud = cloud.astype(np.float32)
-        data.append(go.Scatter(x=cloud[:, 0], y=cloud[:, 1], mode="markers", name=cloud_name,
-                               marker=dict(size=3, color=COLORS["cloud"]), hoverinfo="skip"))
+    """Arrows [G, 2] at the grid points [G, 2] (already scaled for display) over the cloud [K, 2], each trace one
+    filled SVG path and both axes fixed to [-LIMIT, LIMIT]: a step of t redraws two paths and the title
+    (``ui.follow.follow_slider(figures=...)``). Built in one go.Figure call from a layout dict."""
+    data = []
+    if cloud is not None:  # drawn first, under the arrows; listed second
+        data.append(filled_trace(dots_xy(cloud), cloud_name, COLORS["cloud_fill"], legendrank=2))
+    data.append(filled_trace(arrows_xy(grid, arrows), arrows_name, color, legendrank=1))
     return go.Figure(data=data, layout=_square_layout(x_title, y_title, title, height))
 
 
@@ -138,6 +191,15 @@ def samples_figure(data: np.ndarray, layers: dict[str, tuple[np.ndarray, str]], 
         fig.add_trace(go.Scatter(x=points[:, 0], y=points[:, 1], mode="markers", name=name,
                                  marker=dict(size=6, color=color, opacity=0.8, line=dict(width=0))))
     return _square(fig, x_title, y_title, title, height)
+
+
+def dots_figure(data: np.ndarray, layers: dict[str, tuple[np.ndarray, str]], *, title: str, data_name: str,
+                x_title: str, y_title: str, height: int = 440) -> go.Figure:
+    """``samples_figure`` for a chart that a slider changes: the training points and each set of samples as small
+    filled diamonds, one SVG path per set (``dots_xy``), on the fixed square axes; no hover."""
+    traces = [filled_trace(dots_xy(data), data_name, COLORS["data"])]
+    traces += [filled_trace(dots_xy(points, 0.05), name, color) for name, (points, color) in layers.items()]
+    return go.Figure(data=traces, layout=_square_layout(x_title, y_title, title, height))
 
 
 def loss_figure(steps: list[int], losses: list[float], *, x_title: str, y_title: str, name: str,

@@ -87,6 +87,15 @@ def path_figure(tr: Translator, run: PixelPath, reference: PixelPath, sampler: s
     return fig
 
 
+def path_frame(tr: Translator, height: int = 380) -> go.Figure:
+    """The path chart without its runs (the axes' titles, its height): what Streamlit keeps in place while the
+    browser applies each run's ``path_figure`` to it with Plotly.react (ui/follow.py), so that a step of a
+    setting redraws the curves instead of building the chart again."""
+    return go.Figure(layout=dict(xaxis=dict(title=dict(text=tr("steps.path_x"))),
+                                 yaxis=dict(title=dict(text=tr("steps.path_y"))), height=height,
+                                 margin=dict(l=10, r=10, t=40, b=10), separators=charts.SEPARATORS))
+
+
 def sweep_series(rows: Sequence[SweepRow]) -> dict[tuple[str, str, bool], list[SweepRow]]:
     """The rows grouped into lines (sampler, spacing, lower_order_final), each sorted by network evaluations."""
     series: dict[tuple[str, str, bool], list[SweepRow]] = {}

@@ -1,0 +1,1 @@
+"""Page 1 (the Gaussian): its figures."""
