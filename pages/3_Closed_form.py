@@ -1,21 +1,21 @@
 """Page 3: the closed form x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, linear against cosine schedule."""
 
-from ui.sidebar import sidebar, current_seed, current_device
-from ui.exercises import check_yourself
-
 import numpy as np
 import streamlit as st
 import torch
 
-from diffusion_core.process.forward import q_sample
-from diffusion_core.data.images import image_to_tensor, make_grid, tensor_to_image
-from diffusion_core.process.marginals import xt_pixel_moments
+from diffusion_core.data.images import image_to_tensor, make_grid
 from diffusion_core.data.samples import list_sample_images, load_sample_image
+from diffusion_core.process.forward import q_sample
+from diffusion_core.process.marginals import xt_pixel_moments
 from diffusion_core.process.schedules import SCHEDULE_KINDS, Schedule, make_schedule
 from ui import charts
 from ui.charts import fmt
+from ui.exercises import check_yourself
 from ui.follow import follow_slider
 from ui.i18n import Translator
+from ui.mix import MixedPicture, encode, mixed_pictures
+from ui.sidebar import current_device, current_seed, sidebar
 
 tr = sidebar("closed_form")
 
@@ -51,16 +51,27 @@ def x0_and_noise(name: str, max_size: int | None, seed: int, device: str) -> tup
 
 
 @st.cache_resource(max_entries=96, show_spinner=False)
-def noisy(name: str, T: int, t: int, seed: int, device: str) -> dict[str, tuple[bytes, float, float]]:
-    """x_t under each schedule (Ho et al. 2020, eq. 4): the PNG file of its picture, and the mean and the
-    variance of its pixel values (the tensors themselves are not kept: a photo's would be a megabyte each)."""
+def measured(name: str, T: int, t: int, seed: int, device: str) -> dict[str, tuple[float, float]]:
+    """The mean and the variance of the pixel values of x_t under each schedule (Ho et al. 2020, eq. 4)."""
     x0, eps = x0_and_noise(name, None, seed, device)
     out = {}
     for kind, s in schedules_of(T).items():
-        x_t = q_sample(x0, t, eps, s)
-        values = x_t.detach().double().cpu().flatten()
-        out[kind] = charts.png_bytes(tensor_to_image(x_t)), float(values.mean()), float(values.var(unbiased=True))
+        values = q_sample(x0, t, eps, s).detach().double().cpu().flatten()
+        out[kind] = float(values.mean()), float(values.var(unbiased=True))
     return out
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def pictures_at_every_t(name: str, T: int, seed: int, device: str, lang: str) -> bytes:
+    """x_t for t = 1..T under both schedules, as x_0, eps and the weights (sqrt(abar_t), sqrt(1 - abar_t)) of
+    eq. 4, for the browser to draw at every step (ui/mix.py): sent once per settings, not a picture a step."""
+    tr = Translator(lang)
+    x0, eps = x0_and_noise(name, None, seed, device)
+    bases = [v[0].permute(1, 2, 0).double().cpu().numpy() for v in (x0, eps)]
+    pictures = [MixedPicture(np.stack([s.sqrt_alpha_bars[1:].numpy(), s.sqrt_one_minus_alpha_bars[1:].numpy()], 1),
+                             tr("closed_form.mix_caption", t="{v}", schedule=tr(f"closed_form.in_{kind}")))
+                for kind, s in schedules_of(T).items()]
+    return encode(bases, pictures, slider="closed_form_t", minimum=1)
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
@@ -118,15 +129,13 @@ def at_t(name: str, T: int, seed: int, device: str) -> None:
     t = st.slider(tr("closed_form.t_label"), 1, T, key="closed_form_t", help=tr("closed_form.t_help"))
     schedules = schedules_of(T)
     x0, _ = x0_and_noise(name, None, seed, device)
-    x_t = noisy(name, T, t, seed, device)
+    moments = measured(name, T, t, seed, device)
 
     st.caption(tr("closed_form.same_noise"))
-    cols = st.columns(len(SCHEDULE_KINDS))
-    for col, (kind, s) in zip(cols, schedules.items()):
-        with col:
-            charts.show_png(x_t[kind][0], tr("closed_form.image_caption", t=t, schedule=tr(f"closed_form.in_{kind}")))
-            a, b = float(s.sqrt_alpha_bars[t]), float(s.sqrt_one_minus_alpha_bars[t])
-            st.latex(rf"x_{{{t}}} = {a:.4f}\,x_0 + {b:.4f}\,\varepsilon")
+    mixed_pictures(pictures_at_every_t(name, T, seed, device, tr.lang), key="closed_form_pictures")
+    for col, s in zip(st.columns(len(SCHEDULE_KINDS)), schedules.values()):
+        a, b = float(s.sqrt_alpha_bars[t]), float(s.sqrt_one_minus_alpha_bars[t])
+        col.latex(rf"x_{{{t}}} = {a:.4f}\,x_0 + {b:.4f}\,\varepsilon")
 
     st.subheader(tr("closed_form.numbers_title", t=t))
     rows = {  # st.table cells are Markdown: the names are inline LaTeX
@@ -146,7 +155,7 @@ def at_t(name: str, T: int, seed: int, device: str) -> None:
     check = {k: [] for k in ("quantity_col", "predicted_col", "measured_col", "se_col", "z_col")}
     for kind, s in schedules.items():
         pred = xt_pixel_moments(x0, t, s)
-        _, measured_mean, measured_var = x_t[kind]
+        measured_mean, measured_var = moments[kind]
         sched = tr(f"closed_form.in_{kind}")
         for row, p, m, se in (("pixel_mean_row", pred.mean, measured_mean, pred.mean_se),
                               ("pixel_var_row", pred.variance, measured_var, pred.variance_se)):
