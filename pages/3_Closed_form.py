@@ -69,7 +69,8 @@ def pictures_at_every_t(name: str, T: int, seed: int, device: str, lang: str) ->
     x0, eps = x0_and_noise(name, None, seed, device)
     bases = [v[0].permute(1, 2, 0).double().cpu().numpy() for v in (x0, eps)]
     pictures = [MixedPicture(np.stack([s.sqrt_alpha_bars[1:].numpy(), s.sqrt_one_minus_alpha_bars[1:].numpy()], 1),
-                             tr("closed_form.mix_caption", t="{v}", schedule=tr(f"closed_form.in_{kind}")))
+                             tr("closed_form.mix_caption", t="{v}", t_sub="{v_sub}", a="{w0}", b="{w1}",
+                                schedule=tr(f"closed_form.in_{kind}")))
                 for kind, s in schedules_of(T).items()]
     return encode(bases, pictures, slider="closed_form_t", minimum=1)
 
@@ -133,9 +134,6 @@ def at_t(name: str, T: int, seed: int, device: str) -> None:
 
     st.caption(tr("closed_form.same_noise"))
     mixed_pictures(pictures_at_every_t(name, T, seed, device, tr.lang), key="closed_form_pictures")
-    for col, s in zip(st.columns(len(SCHEDULE_KINDS)), schedules.values()):
-        a, b = float(s.sqrt_alpha_bars[t]), float(s.sqrt_one_minus_alpha_bars[t])
-        col.latex(rf"x_{{{t}}} = {a:.4f}\,x_0 + {b:.4f}\,\varepsilon")
 
     st.subheader(tr("closed_form.numbers_title", t=t))
     rows = {  # st.table cells are Markdown: the names are inline LaTeX

@@ -30,6 +30,7 @@ from diffusion_core.data.samples import list_sample_images, load_sample_image
 from diffusion_core.process.schedules import SCHEDULE_KINDS, make_schedule
 from ui import charts
 from ui.follow import follow_slider, frozen, show_in_place
+from ui.mix import MixedPicture, encode, mixed_pictures
 from ui.i18n import Translator
 from ui.shared_store import picture_id
 from ui.sidebar import APP_DIR
@@ -65,9 +66,9 @@ def x0_and_noise(pid: str, _pixels: np.ndarray, seed: int, device: str):
     return x0, eps, generator.get_state()
 
 
-@st.cache_resource(max_entries=48, show_spinner=False)  # a photo's x_t and its PNG: 0.4 MB
+@st.cache_resource(max_entries=48, show_spinner=False)  # a photo's x_t: 0.2 MB
 def forward_at(pid: str, _pixels: np.ndarray, kind: str, t: int, seed: int, device: str, lang: str):
-    """x_t in one jump (Ho et al. 2020, eq. 4): its picture, the picture's PNG, the histogram of all its
+    """x_t in one jump (Ho et al. 2020, eq. 4): its picture (for the download), the histogram of all its
     values against N(0, 1), and its measured correlation with x_0."""
     tr = Translator(lang)
     x0, eps, _ = x0_and_noise(pid, _pixels, seed, device)
@@ -78,8 +79,19 @@ def forward_at(pid: str, _pixels: np.ndarray, kind: str, t: int, seed: int, devi
         hist_name=tr("your_image.hist_all_name"), density_name="N(0, 1)", bins=60, hist_range=VALUE_RANGE,
         x_range=VALUE_RANGE, height=320,
     )
-    xt_picture = tensor_to_image(xt)
-    return xt_picture, charts.png_bytes(xt_picture), frozen(hist), pixel_correlation(xt, x0)
+    return tensor_to_image(xt), frozen(hist), pixel_correlation(xt, x0)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)  # a photo's: 0.4 MB
+def pictures_at_every_t(pid: str, _pixels: np.ndarray, kind: str, seed: int, device: str, lang: str) -> bytes:
+    """x_t for t = 1..T as x_0, eps and the weights (sqrt(abar_t), sqrt(1 - abar_t)) of eq. 4, for the browser
+    to draw at every step (ui/mix.py): sent once per picture and schedule, not a picture a step."""
+    x0, eps, _ = x0_and_noise(pid, _pixels, seed, device)
+    s = make_schedule(kind, T)
+    weights = np.stack([s.sqrt_alpha_bars[1:].numpy(), s.sqrt_one_minus_alpha_bars[1:].numpy()], 1)
+    bases = [v[0].permute(1, 2, 0).double().cpu().numpy() for v in (x0, eps)]
+    return encode(bases, [MixedPicture(weights, Translator(lang)("your_image.mix_caption", t="{v}"))],
+                  slider="your_image_t", minimum=1)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)  # 14 pictures each
@@ -220,7 +232,7 @@ def forward_process(pid: str, pixels: np.ndarray, grayscale: bool, seed: int, de
                              format_func=lambda k: tr(f"schedule.{k}"))
     t = c2.slider(tr("your_image.t_label"), 1, T, T_DEFAULT, key="your_image_t", help=tr("your_image.t_help", T=T))
     schedule = make_schedule(kind_schedule, T)
-    xt_picture, xt_png, hist_all, corr_t = forward_at(pid, pixels, kind_schedule, t, seed, device, tr.lang)
+    xt_picture, hist_all, corr_t = forward_at(pid, pixels, kind_schedule, t, seed, device, tr.lang)
 
     m1, m2, m3 = st.columns(3)
     m1.metric(r"$\sqrt{\bar\alpha_t}$", f"{float(schedule.sqrt_alpha_bars[t]):.4f}", help=tr("your_image.signal_help"))
@@ -233,7 +245,7 @@ def forward_process(pid: str, pixels: np.ndarray, grayscale: bool, seed: int, de
     with col_x0:
         charts.show_png(picture_png(pid, pixels), tr("your_image.x0_caption"))
     with col_xt:
-        charts.show_png(xt_png, tr("your_image.xt_caption", t=t))
+        mixed_pictures(pictures_at_every_t(pid, pixels, kind_schedule, seed, device, tr.lang), key="your_image_pictures")
         st.download_button(tr("your_image.download_xt"), data=lambda picture=xt_picture: encode_png(picture),
                            file_name=f"x_t_{t}.png", mime="image/png", key="your_image_download_xt",
                            icon=":material/download:", on_click="ignore")
@@ -263,7 +275,7 @@ def forward_process(pid: str, pixels: np.ndarray, grayscale: bool, seed: int, de
     col_all, col_pixel = st.columns(2)
     with col_all:
         st.markdown(f"**{tr('your_image.hist_all_title', t=t)}**")
-        show_in_place(st, forward_at(pid, pixels, kind_schedule, T_DEFAULT, seed, device, tr.lang)[2], "your_image_hist_all")
+        show_in_place(st, forward_at(pid, pixels, kind_schedule, T_DEFAULT, seed, device, tr.lang)[1], "your_image_hist_all")
         st.caption(tr("your_image.hist_all_note"))
     with col_pixel:
         st.markdown(f"**{tr('your_image.pixel_title', n=PIXEL_DRAWS)}**")

@@ -32,8 +32,9 @@ MAGIC = b"MIX1"
 
 @dataclass(frozen=True)
 class MixedPicture:
-    """One picture of a mix: ``weights[p]`` (one per base) at slider position p, and its caption, where ``{v}``
-    is the slider's shown value and ``{w0}``, ``{w1}``, … the weights at p (4 decimals)."""
+    """One picture of a mix: ``weights[p]`` (one per base) at slider position p, and its caption (plain text, a
+    line break for each newline), where ``{v}`` is the slider's shown value, ``{v_sub}`` the same in subscript
+    digits and ``{w0}``, ``{w1}``, … the weights at p (4 decimals)."""
 
     weights: np.ndarray  # [positions, bases]
     caption: str

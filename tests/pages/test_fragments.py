@@ -15,7 +15,7 @@ CASES = [
     ("Gaussian", "gaussian_sigma_2d", ".st-key-gaussian_fig_2d"),
     ("Forward_chain", "forward_chain_t", '[data-testid="stImage"]'),
     ("Closed_form", "closed_form_t", ".st-key-closed_form_pictures"),  # drawn in the browser (ui/mix.py)
-    ("Your_image", "your_image_t", '[data-testid="stImage"]'),
+    ("Your_image", "your_image_t", ".st-key-your_image_pictures"),  # drawn in the browser (ui/mix.py)
 ]
 
 
@@ -41,7 +41,7 @@ def test_a_slider_step_reruns_only_its_fragment(browser, app_url, path, key, pic
     slider = pg.locator(f".st-key-{key} input[type=range]")
     slider.wait_for(timeout=60000)
     if path == "Your_image":
-        wait_for_images(pg, 11)
+        wait_for_images(pg, 10)
     wait_idle(pg)
     assert runs and runs[-1] == []  # opening the page runs all of it
     before_value, before_picture, before_images = slider.get_attribute("aria-valuetext"), picture_html(pg, picture), image_sources(pg)
@@ -60,7 +60,7 @@ def test_a_slider_step_reruns_only_its_fragment(browser, app_url, path, key, pic
     if path == "Closed_form":  # no picture file is sent: x_t is drawn in the browser, the film strip does not depend on t
         assert after_images == before_images and len(after_images) == 1
     if path == "Your_image":  # the picture as loaded and as given to the model are not sent again
-        assert len(before_images) >= 11 and after_images[:2] == before_images[:2]
+        assert len(before_images) >= 10 and after_images[:2] == before_images[:2]
     assert_no_exception(pg)
     context.close()
 
@@ -73,12 +73,13 @@ def test_your_image_opens_on_a_bundled_picture(browser, app_url, lang):
     pg = context.new_page()
     open_page(pg, app_url, "Your_image", lang)
     pg.locator('[data-testid="stFileUploaderDropzoneInput"]').wait_for(state="attached", timeout=30000)
-    wait_for_images(pg, 11)  # as loaded, for the model, x0, x_t, 7 in the strip, the digit
+    wait_for_images(pg, 10)  # as loaded, for the model, x0, 7 in the strip, the digit (x_t is drawn: ui/mix.py)
     wait_idle(pg)
     note = tr("your_image.demo_note", name=tr("samples.chelsea")).strip()
     assert pg.get_by_text(note.split("**")[0].strip()[:30]).count() == 1
-    wait_for_images(pg, 11)  # as loaded, for the model, x0, x_t, 7 in the strip, the digit
-    assert pg.locator('[data-testid="stImageCaption"]').filter(has_text="250").count() == 2  # x_t at t = 250 (KaTeX), the strip's t = 250
+    wait_for_images(pg, 10)  # as loaded, for the model, x0, 7 in the strip, the digit (x_t is drawn: ui/mix.py)
+    assert pg.locator('[data-testid="stImageCaption"]').filter(has_text="250").count() == 1  # the strip's t = 250
+    assert pg.locator(".st-key-your_image_pictures figcaption").inner_text() == tr("your_image.mix_caption", t=250)
     assert_no_exception(pg)
     screenshot(pg, f"your_image_first_view_{lang}")
     pg.set_viewport_size({"width": 390, "height": 844})

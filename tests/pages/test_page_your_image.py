@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import LANGS, ROOT, assert_no_exception, open_page, run_page, screenshot, wait_idle
+from tests.pages.followed import mixed_header
 from diffusion_core.data.images import MAX_UPLOAD_BYTES, ErrorCode, ImageLoadError, read_image
 from diffusion_core.process.schedules import make_schedule
 from ui.i18n import Translator
@@ -92,7 +93,10 @@ def test_first_view_shows_a_bundled_picture_diffusing_until_an_upload(lang):
     assert at.file_uploader(key=UPLOADER).proto.max_upload_size_mb == 10  # ... and is the widget's
     captions = [c for img in at.image for c in img.captions]
     assert tr("your_image.as_loaded_caption", width=256, height=170, format="PNG", mode="RGB") in captions
-    assert tr("your_image.xt_caption", t=250) in captions and len(at.get("plotly_chart")) == 3
+    assert len(at.get("plotly_chart")) == 3
+    head = mixed_header(at, "your_image_t")  # x_t, drawn in the browser at every t (ui/mix.py)
+    assert head["captions"] == [tr("your_image.mix_caption", t="{v}")] and (head["h"], head["w"], head["c"]) == (170, 256, 3)
+    assert head["positions"] == 1000 and head["min"] == 1
     at = upload(at, "photo.png", GOOD)
     assert_no_exception_element(at)
     assert not at.info  # the note went with the bundled photo
@@ -143,7 +147,7 @@ def test_a_t_step_sends_the_histograms_of_that_t_and_leaves_the_charts_on_the_pa
     shown = [c.proto.spec for c in at.get("plotly_chart")]
     at.slider(key="your_image_t").set_value(1000).run()
     assert [c.proto.spec for c in at.get("plotly_chart")] == shown  # the same three figures: nothing to rebuild
-    (follow,) = [json.loads(c.proto.json) for c in at.get("bidi_component")]
+    (follow,) = [json.loads(c.proto.json) for c in at.get("bidi_component") if c.proto.json]  # not a mixed picture
     assert (follow["slider"], follow["value"], follow["charts"]) == ("your_image_t", 1000, ["your_image_corr"])
     assert sorted(follow["figures"]) == ["your_image_hist_all", "your_image_hist_pixel"]
     x, heights = (unpacked(follow["figures"]["your_image_hist_all"]["data"][0][k]) for k in ("x", "y"))
@@ -268,11 +272,13 @@ def test_upload_in_the_browser(page, app_url, lang):
     assert_no_exception(page)
 
     browser_upload(page, "photo.png", GOOD, "image/png")
-    wait_for_images(page, 11)  # as loaded, for the model, x0, x_t, 7 in the strip, the digit
+    wait_for_images(page, 10)  # as loaded, for the model, x0, 7 in the strip, the digit (x_t is drawn: ui/mix.py)
     wait_idle(page)
     assert_no_exception(page)
     assert page.locator('[data-testid="stAlertContentError"]').count() == 0
     assert page.get_by_text(tr("your_image.corr_header")).count() == 1
+    page.wait_for_function("() => { const c = document.querySelector('.st-key-your_image_pictures canvas');"
+                           " return c && c.width == 120 && c.height == 90; }", timeout=30000)  # x_t of the upload
     if lang == "en":  # the x_t download, generated on click (deferred), is the PNG of x_t
         with page.expect_download(timeout=30000) as info:
             page.get_by_role("button", name=tr("your_image.download_xt")).click()
@@ -287,6 +293,6 @@ def test_upload_in_the_browser(page, app_url, lang):
     alert.wait_for(timeout=30000)
     assert message in flat(alert.inner_text())
     wait_idle(page)  # elements of the previous run stay on screen until the script ends
-    assert page.locator('[data-testid="stImage"]').count() == 0  # the message instead of the picture
+    assert page.locator('[data-testid="stImage"], .course-mix canvas').count() == 0  # the message instead of the picture
     assert_no_exception(page)
     screenshot(page, f"your_image_error_{lang}")

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import LANGS, ROOT, assert_clean, assert_no_exception, open_page, run_page, screenshot
+from tests.pages.followed import mixed_header
+from ui.i18n import Translator
 
 GAUSSIAN, CHAIN, CLOSED = "pages/1_Gaussian.py", "pages/2_Forward_chain.py", "pages/3_Closed_form.py"
 TITLES = {
@@ -189,7 +191,11 @@ def test_closed_form_page_defaults(lang):
     betas = np.linspace(1e-4, 0.02, 1000)
     sqrt_abar = math.sqrt(np.prod(1 - betas[:t]))
     assert float(table_column(at, 0, 1)[1]) == pytest.approx(sqrt_abar, rel=1e-3)
-    assert any(f"{sqrt_abar:.4f}" in x.value for x in at.latex)
+    mix = mixed_header(at, "closed_form_t")  # the pictures' weights, drawn in the browser (ui/mix.py)
+    assert mix["weights"][0][t - 1, 0] == pytest.approx(sqrt_abar, rel=1e-9)  # position t - 1 is t (min 1)
+    assert mix["weights"][0][t - 1, 1] == pytest.approx(math.sqrt(1 - sqrt_abar**2), rel=1e-9)
+    assert mix["captions"][0] == Translator(lang)("closed_form.mix_caption", t="{v}", t_sub="{v_sub}", a="{w0}", b="{w1}",
+                                                  schedule=Translator(lang)("closed_form.in_linear"))
     assert len(image_captions(at)) == 1  # the strip (x_t under each schedule is drawn in the browser: ui/mix.py)
     z = [float(v) for v in table_column(at, 1, 4)]
     assert all(abs(v) < 4 for v in z), z

@@ -42,10 +42,15 @@ function draw(view, position) {
       }
     }
     pic.ctx.putImageData(pic.image, 0, 0);
-    const text = caption.replace("{v}", shown).replace(/\{w(\d+)\}/g, (_, k) => (m.weights[i][p * K + Number(k)]).toFixed(4));
+    const text = caption.replaceAll("{v}", shown).replaceAll("{v_sub}", subscript(shown))
+      .replace(/\{w(\d+)\}/g, (_, k) => (m.weights[i][p * K + Number(k)]).toFixed(4));
     if (pic.caption.textContent !== text) pic.caption.textContent = text;
     pic.canvas.setAttribute("aria-label", text);
   });
+}
+
+function subscript(text) {
+  return text.replace(/[0-9]/g, (d) => "₀₁₂₃₄₅₆₇₈₉"[Number(d)]);
 }
 
 function sliderOf(key) {
@@ -72,22 +77,27 @@ function bindOnce() {
 }
 
 function build(root, mix) {
-  // The pictures side by side (one under the other when the column is narrow), each at `factor` times its
-  // pixels, never wider than the column, with crisp pixels, and its caption under it as st.image has it.
+  // The pictures side by side, each in an equal share of the width as st.columns would give it (one under the
+  // other when the column is narrower than two of them), at `factor` times its pixels, never wider than its
+  // share, with crisp pixels, and its caption under it as st.image has it.
   root.replaceChildren();
   root.className = "course-mix";
   root.style.cssText = "display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start";
+  const side = mix.w * mix.factor;
   const pictures = mix.captions.map(() => {
     const figure = document.createElement("figure");
-    figure.style.cssText = `margin:0;flex:1 1 ${Math.min(mix.w * mix.factor, 280)}px;max-width:${mix.w * mix.factor}px;min-width:0`;
+    figure.style.cssText = `margin:0;flex:1 1 ${Math.min(side, 280)}px;min-width:0`;
+    const box = document.createElement("div");
+    box.style.cssText = `max-width:${side}px`;
     const canvas = document.createElement("canvas");
     canvas.width = mix.w;
     canvas.height = mix.h;
     canvas.setAttribute("role", "img");
     canvas.style.cssText = "display:block;width:100%;height:auto;image-rendering:pixelated";
     const caption = document.createElement("figcaption");
-    caption.style.cssText = "font-size:0.875rem;opacity:0.6;text-align:center;margin-top:0.375rem;overflow-wrap:anywhere";
-    figure.append(canvas, caption);
+    caption.style.cssText = "font-size:0.875rem;opacity:0.6;text-align:center;margin-top:0.375rem;overflow-wrap:anywhere;white-space:pre-line";
+    box.append(canvas, caption);
+    figure.append(box);
     root.append(figure);
     const ctx = canvas.getContext("2d");
     return { canvas, caption, ctx, image: ctx.createImageData(mix.w, mix.h) };
