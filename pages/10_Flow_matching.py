@@ -18,6 +18,7 @@ from ui.flow import digits as fd
 from ui.flow import lab as fl
 from ui.flow import view as fv
 from ui.follow import follow_slider, show_in_place
+from ui.mix import mixed_pictures
 from ui.model import shared_denoiser
 from ui.playground import lab as pg
 from ui.reverse.run import grid as image_grid
@@ -63,11 +64,8 @@ def path_view() -> None:
     digit = c1.selectbox(tr("flow.digit_label"), range(10), index=7, key="flow_digit", help=tr("flow.digit_help"))
     t = c2.slider(tr("flow.t_label"), 0.0, 1.0, T_PATH_FIRST, 0.01, key="flow_t_path", help=tr("flow.t_help"))
     p = fd.path_pictures(digit, t, current_seed())
-    cols = st.container(key="flow_path_pictures").columns(3)
-    show(cols[0], fd.to_picture(p["rf"], PICTURE_RANGE), tr("flow.pic_rf", t=F(t)), side=224)
-    show(cols[1], fd.to_picture(p["vp"], PICTURE_RANGE), tr("flow.pic_vp", t=F(p["t_vp"])), side=224)
-    show(cols[2], fd.to_picture(p["vp"] / p["scale"], PICTURE_RANGE), tr("flow.pic_rescaled", scale=F(p["scale"])),
-         side=224)
+    # The three pictures at every t, drawn by the browser at each step (ui/mix.py); the numbers below by the server.
+    mixed_pictures(fd.path_mix(digit, current_seed(), tr.lang, "flow_t_path", PICTURE_RANGE, 224), key="flow_path_pictures")
     if p["snr"] is None:
         st.caption(tr("flow.path_ends"))
     else:

@@ -37,7 +37,7 @@ class MixedPicture:
     digits and ``{w0}``, ``{w1}``, … the weights at p (4 decimals)."""
 
     weights: np.ndarray  # [positions, bases]
-    caption: str
+    caption: str | Sequence[str]  # one template, or one caption per position
 
 
 def encode(bases: Sequence[np.ndarray], pictures: Sequence[MixedPicture], *, slider: str, minimum: float = 0,
@@ -56,9 +56,11 @@ def encode(bases: Sequence[np.ndarray], pictures: Sequence[MixedPicture], *, sli
     for p in pictures:
         if p.weights.shape != (positions, len(arrays)):
             raise ValueError(f"weights must be [positions, {len(arrays)}], got {p.weights.shape}")
+        if not isinstance(p.caption, str) and len(p.caption) != positions:
+            raise ValueError(f"{len(p.caption)} captions for {positions} positions")
     header = json.dumps({
         "h": h, "w": w, "c": c, "scales": scales, "positions": positions, "slider": slider, "min": minimum,
-        "step": step, "texts": None if texts is None else list(texts), "captions": [p.caption for p in pictures],
+        "step": step, "texts": None if texts is None else list(texts), "captions": [p.caption if isinstance(p.caption, str) else list(p.caption) for p in pictures],
         "factor": max(1, min_side // min(h, w)),
     }).encode("utf-8")
     head = MAGIC + struct.pack("<I", len(header)) + header

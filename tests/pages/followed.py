@@ -27,7 +27,8 @@ def followed_title(at, chart_key: str) -> str:
 
 def mixed_header(at, slider: str) -> dict:
     """The JSON header of the ui/mix.py payload that follows ``slider`` (its captions, size, positions), with
-    "weights": each picture's weights [positions, bases] as read from the payload's end."""
+    "weights": each picture's weights [positions, bases] as read from the payload's end, and "bases": the
+    bases [H, W, C] as the browser reads them (int16 times their scale)."""
     for element in at.get("bidi_component"):
         payload = element.proto.bytes
         if payload[:4] == b"MIX1":
@@ -36,5 +37,8 @@ def mixed_header(at, slider: str) -> dict:
             if head["slider"] == slider:
                 k, p, count = len(head["scales"]), head["positions"], len(head["captions"])
                 weights = np.frombuffer(payload[len(payload) - 8 * k * p * count:], "<f8").reshape(count, p, k)
-                return {**head, "weights": list(weights)}
+                at_base, size = 8 + n + (-(8 + n) % 8), head["h"] * head["w"] * head["c"]
+                bases = [np.frombuffer(payload, "<i2", size, at_base + 2 * size * i).astype(np.float64).reshape(
+                    head["h"], head["w"], head["c"]) * scale for i, scale in enumerate(head["scales"])]
+                return {**head, "weights": list(weights), "bases": bases}
     raise AssertionError(f"no mixed picture follows {slider}")

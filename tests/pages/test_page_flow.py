@@ -72,6 +72,30 @@ def test_controls(lang):
     assert largest < 1e-7  # float64: DDIM and Euler on the rectified flow are one method
 
 
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_path_pictures_at_every_t(lang):
+    """The three pictures the browser draws at each t (ui/mix.py), rebuilt from the page's payload, against the
+    server's own pictures of the same t (path_pictures, to_picture): one grey level at most, and their captions."""
+    from tests.pages.followed import mixed_header
+    from ui.flow import digits as fd
+    from diffusion_core.data.images import unit_to_uint8
+
+    at = run_page(PAGE, lang, **SMALL)
+    tr = Translator(lang)
+    mix = mixed_header(at, "flow_t_path")
+    assert (mix["positions"], mix["min"], mix["step"], mix["factor"]) == (101, 0, 0.01, 8)
+    for i in (0, 1, 30, 77, 99, 100):
+        t = i / 100
+        p = fd.path_pictures(7, t, 0)  # the page's default digit and seed
+        want = [fd.to_picture(p["rf"], 2.5), fd.to_picture(p["vp"], 2.5), fd.to_picture(p["vp"] / p["scale"], 2.5)]
+        for k, expected in enumerate(want):
+            x = sum(w * base for w, base in zip(mix["weights"][k][i], mix["bases"]))[:, :, 0]
+            assert abs(unit_to_uint8(x).astype(int) - expected.astype(int)).max() <= 1, (t, k)
+        assert mix["captions"][0][i] == tr("flow.pic_rf", t=f"{t:.4g}")
+        assert mix["captions"][1][i] == tr("flow.pic_vp", t=f"{p['t_vp']:.4g}")
+        assert mix["captions"][2][i] == tr("flow.pic_rescaled", scale=f"{p['scale']:.4g}")
+
+
 def test_the_conditional_minus_marginal_loss_is_the_variance():
     """The caption under the fields: conditional - marginal = V(t) within two standard errors plus 1 %."""
     at = run_page(PAGE, "en", **SMALL)

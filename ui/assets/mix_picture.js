@@ -42,7 +42,8 @@ function draw(view, position) {
       }
     }
     pic.ctx.putImageData(pic.image, 0, 0);
-    const text = caption.replaceAll("{v}", shown).replaceAll("{v_sub}", subscript(shown))
+    const template = Array.isArray(caption) ? caption[p] : caption;
+    const text = template.replaceAll("{v}", shown).replaceAll("{v_sub}", subscript(shown))
       .replace(/\{w(\d+)\}/g, (_, k) => (m.weights[i][p * K + Number(k)]).toFixed(4));
     if (pic.caption.textContent !== text) pic.caption.textContent = text;
     pic.canvas.setAttribute("aria-label", text);

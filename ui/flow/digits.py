@@ -19,6 +19,8 @@ from diffusion_core.process.losses import loss_weight
 from diffusion_core.samplers.flow import eps_fn_on_path
 from diffusion_core.samplers.flow_network import same_coin
 from diffusion_core.samplers.guidance import guided_eps_fn
+from ui.i18n import Translator
+from ui.mix import MixedPicture, encode
 from ui.model import SharedDenoiser
 
 PATHS: dict[str, GaussianPath] = {"rectified_flow": rectified_flow(), "vp_cosine": vp_cosine(), "vp_linear": vp_linear()}
@@ -57,6 +59,30 @@ def path_pictures(digit: int, t: float, seed: int) -> dict:
         scale = 1.0
     return {"rf": x_rf, "vp": x_vp, "t_vp": float(t_vp), "scale": scale,
             "gap": float((x_vp / scale - x_rf).abs().max()), "snr": float(rf.log_snr(tt)) if 0 < t < 1 else None}
+
+
+@st.cache_resource(max_entries=40, show_spinner=False)
+def path_mix(digit: int, seed: int, lang: str, slider: str, picture_range: float, side: int) -> bytes:
+    """The three pictures of ``path_pictures`` at every t = 0, 0.01, ..., 1 (the slider's positions), for the
+    browser to draw (ui/mix.py): x_0, eps and the weights (alpha, sigma) of x_t = alpha x_0 + sigma eps on the
+    rectified flow at t, on vp_cosine at the t of the same log SNR, and the latter over the scale between them,
+    all over ``picture_range`` (to_picture's range), with their captions."""
+    tr, fmt = Translator(lang), "{:.4g}".format
+    rf, vp = PATHS["rectified_flow"], PATHS["vp_cosine"]
+    rows = {"rf": [], "vp": [], "rescaled": []}
+    captions = {"rf": [], "vp": [], "rescaled": []}
+    for t in np.round(np.linspace(0.0, 1.0, 101), 2):
+        p = path_pictures(digit, float(t), seed)
+        a_rf, s_rf = float(rf.alpha(float(t))), float(rf.sigma(float(t)))
+        a_vp, s_vp = float(vp.alpha(p["t_vp"])), float(vp.sigma(p["t_vp"]))
+        for key, w in (("rf", (a_rf, s_rf)), ("vp", (a_vp, s_vp)), ("rescaled", (a_vp / p["scale"], s_vp / p["scale"]))):
+            rows[key].append(np.array(w) / picture_range)
+        captions["rf"].append(tr("flow.pic_rf", t=fmt(t)))
+        captions["vp"].append(tr("flow.pic_vp", t=fmt(p["t_vp"])))
+        captions["rescaled"].append(tr("flow.pic_rescaled", scale=fmt(p["scale"])))
+    bases = [digit_x0(digit)[0, 0].numpy(), noise(seed)[0, 0].numpy()]
+    return encode(bases, [MixedPicture(np.stack(rows[k]), captions[k]) for k in rows], slider=slider, minimum=0,
+                  step=0.01, min_side=side)
 
 
 def _float64_model(shared: SharedDenoiser) -> torch.nn.Module:
