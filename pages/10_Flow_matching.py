@@ -58,8 +58,8 @@ st.latex(r"\begin{gathered}x_t = \alpha(t)\,x_0 + \sigma(t)\,\varepsilon:\\ \und
 
 @st.fragment
 def path_view() -> None:
-    """The digit and t, the pictures at t on both paths, and the curves of the three paths with a marker at t that
-    the browser moves at each step (the curves themselves are drawn once per language: ui/follow.py)."""
+    """The digit and t, the pictures at t on both paths (drawn by the browser at each step: ui/mix.py) and the
+    numbers that relate them; the curves below, outside the fragment, move their marker in the browser."""
     c1, c2 = st.columns([1, 3])
     digit = c1.selectbox(tr("flow.digit_label"), range(10), index=7, key="flow_digit", help=tr("flow.digit_help"))
     t = c2.slider(tr("flow.t_label"), 0.0, 1.0, T_PATH_FIRST, 0.01, key="flow_t_path", help=tr("flow.t_help"))
@@ -73,15 +73,17 @@ def path_view() -> None:
                  r"\frac{1 + e^{-\lambda/2}}{\sqrt{1 + e^{-\lambda}}} = " + F(p["scale"]) +
                  r",\\ \lambda = \log\frac{\alpha^2}{\sigma^2} = " + F(p["snr"]) + r"\end{gathered}")
         st.caption(tr("flow.path_note", gap=number(p["gap"])))
-    coef_fig, snr_fig = fv.path_curves(tr.lang, tr, T_PATH_FIRST)
-    c1, c2 = st.columns(2)
-    c1.plotly_chart(coef_fig, key="flow_coef_chart")
-    c2.plotly_chart(snr_fig, key="flow_snr_chart")
-    follow_slider("flow_t_path", charts=["flow_coef_chart", "flow_snr_chart"], value=t)
-    st.caption(tr("flow.curves_note"))
 
 
 path_view()
+# The curves depend only on the language: outside the fragment, a step of t does not send them again, and their
+# markers follow the slider in the browser (ui/follow.py).
+coef_fig, snr_fig = fv.path_curves(tr.lang, tr, T_PATH_FIRST)
+c1, c2 = st.columns(2)
+c1.plotly_chart(coef_fig, key="flow_coef_chart")
+c2.plotly_chart(snr_fig, key="flow_snr_chart")
+follow_slider("flow_t_path", charts=["flow_coef_chart", "flow_snr_chart"], value=st.session_state["flow_t_path"])
+st.caption(tr("flow.curves_note"))
 st.markdown(tr("flow.why_scale"))
 with st.container(border=True):
     st.markdown(tr("flow.conventions"))

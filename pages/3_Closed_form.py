@@ -164,16 +164,19 @@ def at_t(name: str, T: int, seed: int, device: str) -> None:
             check["z_col"].append(f"{(m - p) / se:+.2f}" if se > 0 else "—")
     st.table({tr(f"closed_form.{k}"): v for k, v in check.items()})
 
-    st.subheader(tr("closed_form.curves_title"))
-    figs = curve_figures(T, tr.lang)
-    for pair in (range(2), range(2, 4)):
-        for col, i in zip(st.columns(2), pair):
-            col.plotly_chart(figs[i], key=f"closed_form_{CURVES[i][1]}")
-    follow_slider("closed_form_t", charts=[f"closed_form_{c[1]}" for c in CURVES], value=t, minimum=1)
-    st.caption(tr("closed_form.log_snr_note"))
-
 
 at_t(name, T, seed, device)
+
+# The curves depend only on T: outside the fragment, a step of t does not send them again (nor their columns),
+# and their markers follow the slider in the browser (ui/follow.py).
+st.subheader(tr("closed_form.curves_title"))
+figs = curve_figures(T, tr.lang)
+for pair in (range(2), range(2, 4)):
+    for col, i in zip(st.columns(2), pair):
+        col.plotly_chart(figs[i], key=f"closed_form_{CURVES[i][1]}")
+follow_slider("closed_form_t", charts=[f"closed_form_{c[1]}" for c in CURVES],
+              value=st.session_state["closed_form_t"], minimum=1)
+st.caption(tr("closed_form.log_snr_note"))
 
 st.subheader(tr("closed_form.strip_title"))
 strip_ts, strip = strip_png(name, T, seed, device)
