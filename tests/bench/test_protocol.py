@@ -47,24 +47,24 @@ def fetch(url: str) -> tuple[int, bytes]:
         return r.status, r.read()
 
 
-def test_a_step_of_closed_form_t_reruns_only_its_fragment_and_its_picture_loads(app_url):
+def test_a_step_of_forward_chain_t_reruns_only_its_fragment_and_its_picture_loads(app_url):
     async def go():
         s = Session(app_url, "vi", timeout=60)
         try:
-            opened = await s.open("Closed_form")
+            opened = await s.open("Forward_chain")
             assert opened.status == ForwardMsg.FINISHED_SUCCESSFULLY and not opened.exceptions
-            w = s.widget("closed_form_t")
+            w = s.widget("forward_chain_t")
             assert w is not None and w.kind == "slider" and w.fragment_id, [x.key for x in s.widgets()]
-            assert (w.proto.min, w.proto.max, w.proto.step) == (1, 1000, 1)  # 1..T at the default T = 1000
+            assert (w.proto.min, w.proto.max, w.proto.step) == (0, 1000, 1)  # 0..T at the default T = 1000
             before = set(opened.media)
             run = await s.set_slider(w, 321)
-            # The new pictures, fetched again apart from the generator (while the session holds them:
+            # The new picture, fetched again apart from the generator (while the session holds it:
             # Streamlit drops a session's media files when a later run replaces them or the tab closes).
             new = [u for u in run.media if u not in before]
             fetched = [await asyncio.to_thread(fetch, app_url + u) for u in new]
-            # Back to where it opened: the big deltas of t = 250 (the charts) are in the tab's cache, so the
+            # Back to where it opened: the big deltas of t = 0 (the charts) are in the tab's cache, so the
             # server sends their ref_hash only (the tab named them in cached_message_hashes).
-            back = await s.set_slider(s.widget("closed_form_t"), 250)
+            back = await s.set_slider(s.widget("forward_chain_t"), 0)
             assert back.status == ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY and not back.exceptions
             return s, w, new, fetched, run
         finally:
@@ -76,10 +76,30 @@ def test_a_step_of_closed_form_t_reruns_only_its_fragment_and_its_picture_loads(
     assert run.delta_fragments and set(run.delta_fragments) == {w.fragment_id}  # every delta inside it
     assert not run.exceptions and not run.media_errors
     assert s.cache_hits > 0  # the way back: cached deltas came as ref_hash and were resolved
-    assert len(new) == 2, run.media  # x_321 under each schedule: two new pictures
+    assert len(new) == 1, run.media  # x_321 of the chain
     for status, body in fetched:
         assert status == 200 and body.startswith(PNG_SIGNATURE)
-    assert s.values[w.id].double_array_value.data[:] == [250.0]  # the tab holds the slider's last value
+    assert s.values[w.id].double_array_value.data[:] == [0.0]  # the tab holds the slider's last value
+
+
+def test_a_step_of_closed_form_t_sends_no_picture_file(app_url):
+    """Page 3 draws x_t in the browser (ui/mix.py): a step reruns its fragment and names no media file; the
+    pictures' payload, the same at every t, comes back as a reference to the tab's cache."""
+    async def go():
+        s = Session(app_url, "en", timeout=60)
+        try:
+            await s.open("Closed_form")
+            w = s.widget("closed_form_t")
+            hits = s.cache_hits
+            run = await s.set_slider(w, 321)
+            return s, w, run, hits
+        finally:
+            await s.close()
+
+    s, w, run, hits = run_async(go())
+    assert run.status == ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY and run.fragment_ids == [w.fragment_id]
+    assert not run.exceptions and run.media == []
+    assert s.cache_hits > hits
 
 
 def test_a_step_with_a_bogus_widget_id_is_counted_not_raised(app_url):

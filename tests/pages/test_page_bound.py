@@ -131,8 +131,8 @@ def test_bound_page_in_the_browser(browser, app_url, lang):
         assert_no_exception(pg)
         assert pg.locator(".katex-error").count() == 0
         assert pg.locator(".katex").count() > 20
-        pg.wait_for_selector(".js-plotly-plot", timeout=30000)
-        assert pg.locator(".js-plotly-plot").count() >= 4
+        # Plotly draws the charts one after the other after the script has finished: wait for all four.
+        pg.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 4", timeout=60000)
         for anchor in ("bound-terms", "decoder", "where-bits", "l-simple", "eps-pictures", "algorithms"):
             assert pg.locator(f"#{anchor}").count() == 1, anchor
         height = pg.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
