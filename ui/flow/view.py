@@ -35,7 +35,7 @@ PHONE_CSS = ("<style>@media (max-width: 760px) { [data-testid='stMain'] .katex-d
 def _layout(x_title: str, y_title: str, title: str | None = None, height: int = 300, **extra) -> dict:
     layout = dict(title=dict(text=title or "", x=0.0, font=dict(size=14)), height=height, separators=charts.SEPARATORS,
                   margin=dict(l=10, r=10, t=40 if title else 20, b=10),
-                  legend=dict(orientation="h", yanchor="top", y=-0.25, x=0.0),
+                  legend=dict(orientation="h", yanchor="top", y=-0.34, x=0.0),
                   xaxis=dict(title=dict(text=x_title)), yaxis=dict(title=dict(text=y_title)))
     return {**layout, **extra}
 
