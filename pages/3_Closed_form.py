@@ -6,7 +6,7 @@ import torch
 
 from diffusion_core.data.images import image_to_tensor, make_grid
 from diffusion_core.data.samples import list_sample_images, load_sample_image
-from diffusion_core.process.forward import q_sample
+from diffusion_core.process.forward import q_sample, q_sample_weights
 from diffusion_core.process.marginals import xt_pixel_moments
 from diffusion_core.process.schedules import SCHEDULE_KINDS, Schedule, make_schedule
 from ui import charts
@@ -68,7 +68,7 @@ def pictures_at_every_t(name: str, T: int, seed: int, device: str, lang: str) ->
     tr = Translator(lang)
     x0, eps = x0_and_noise(name, None, seed, device)
     bases = [v[0].permute(1, 2, 0).double().cpu().numpy() for v in (x0, eps)]
-    pictures = [MixedPicture(np.stack([s.sqrt_alpha_bars[1:].numpy(), s.sqrt_one_minus_alpha_bars[1:].numpy()], 1),
+    pictures = [MixedPicture(q_sample_weights(s).numpy(),
                              tr("closed_form.mix_caption", t="{v}", t_sub="{v_sub}", a="{w0}", b="{w1}",
                                 schedule=tr(f"closed_form.in_{kind}")))
                 for kind, s in schedules_of(T).items()]

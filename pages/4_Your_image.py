@@ -9,7 +9,7 @@ import streamlit as st
 import torch
 
 from diffusion_core.process.correlation import correlation_curve, first_t_below, pixel_correlation
-from diffusion_core.process.forward import q_mean_variance, q_sample
+from diffusion_core.process.forward import q_mean_variance, q_sample, q_sample_weights
 from diffusion_core.process.gaussian import normal_pdf, sample_stats
 from diffusion_core.data.images import (
     MAX_UPLOAD_MB,
@@ -87,8 +87,7 @@ def pictures_at_every_t(pid: str, _pixels: np.ndarray, kind: str, seed: int, dev
     """x_t for t = 1..T as x_0, eps and the weights (sqrt(abar_t), sqrt(1 - abar_t)) of eq. 4, for the browser
     to draw at every step (ui/mix.py): sent once per picture and schedule, not a picture a step."""
     x0, eps, _ = x0_and_noise(pid, _pixels, seed, device)
-    s = make_schedule(kind, T)
-    weights = np.stack([s.sqrt_alpha_bars[1:].numpy(), s.sqrt_one_minus_alpha_bars[1:].numpy()], 1)
+    weights = q_sample_weights(make_schedule(kind, T)).numpy()
     bases = [v[0].permute(1, 2, 0).double().cpu().numpy() for v in (x0, eps)]
     return encode(bases, [MixedPicture(weights, Translator(lang)("your_image.mix_caption", t="{v}"))],
                   slider="your_image_t", minimum=1)

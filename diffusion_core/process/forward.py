@@ -55,6 +55,12 @@ def q_sample(x0: Tensor, t: int | Tensor, noise: Tensor, schedule: Schedule) -> 
     return extract(schedule.sqrt_alpha_bars, t, x0) * x0 + extract(schedule.sqrt_one_minus_alpha_bars, t, x0) * noise
 
 
+def q_sample_weights(schedule: Schedule) -> Tensor:
+    """The weights of x_0 and eps in x_t for t = 1..T (Ho et al. 2020, eq. 4), float64 [T, 2]: row t - 1 is
+    (sqrt(abar_t), sqrt(1 - abar_t)), so that x_t = w[t - 1, 0] x_0 + w[t - 1, 1] eps, as q_sample draws it."""
+    return torch.stack([schedule.sqrt_alpha_bars[1:], schedule.sqrt_one_minus_alpha_bars[1:]], dim=1).double()
+
+
 def q_mean_variance(x0: Tensor, t: int | Tensor, schedule: Schedule) -> tuple[Tensor, Tensor]:
     """Mean sqrt(abar_t) x_0 and variance (1 - abar_t) of q(x_t | x_0) (Ho et al. 2020, eq. 4)."""
     t = check_timesteps(t, schedule, x0.shape[0])

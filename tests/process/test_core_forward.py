@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from diffusion_core.process.chain import pixel_chains, q_chain, q_chain_frames, step_noise
-from diffusion_core.process.forward import q_mean_variance, q_sample, q_step
+from diffusion_core.process.forward import q_mean_variance, q_sample, q_sample_weights, q_step
 from diffusion_core.process.marginals import marginal_curves, xt_pixel_moments
 from diffusion_core.process.posterior import q_posterior_mean_variance
 from diffusion_core.process.schedules import T_MAX, T_MIN, make_schedule
@@ -348,3 +348,18 @@ def test_posterior_against_monte_carlo_regression(kind, t):
     assert abs(slope - ct) <= Z * se_slope, (slope, ct, se_slope)
     assert abs(intercept - c0 * x0) <= Z * se_int, (intercept, c0 * x0, se_int)
     assert abs(resid_var - beta_tilde) <= Z * beta_tilde * math.sqrt(2 / (n - 2)), (resid_var, beta_tilde)
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+def test_q_sample_weights_are_the_products_of_eq_4(kind):
+    """Row t - 1 of the weights mixes x_0 and eps into q_sample's x_t; sqrt(abar_t) from an independent
+    running product of (1 - beta_s) in numpy, and the two weights' squares sum to 1."""
+    s = make_schedule(kind, 200)
+    w = q_sample_weights(s)
+    assert w.shape == (200, 2) and w.dtype == torch.float64
+    abar = np.cumprod(1 - s.betas[1:].numpy())
+    np.testing.assert_allclose(w[:, 0].numpy(), np.sqrt(abar), rtol=1e-12)
+    np.testing.assert_allclose((w**2).sum(1).numpy(), 1.0, rtol=1e-12)
+    x0, eps = torch.rand(1, 1, 4, 4) * 2 - 1, torch.randn(1, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    for t in (1, 57, 200):
+        torch.testing.assert_close(q_sample(x0, t, eps, s), (w[t - 1, 0] * x0 + w[t - 1, 1] * eps).float())
