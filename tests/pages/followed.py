@@ -25,20 +25,35 @@ def followed_title(at, chart_key: str) -> str:
     return followed_figure(at, chart_key)["layout"]["title"]["text"]
 
 
+def read_mix(payload: bytes) -> tuple[dict, list[np.ndarray], list[np.ndarray]]:
+    """A ui/mix.py payload read as the browser reads it (ui/assets/mix_picture.js): the JSON header, each base as
+    its int16 values (flat), each picture's weights [positions, bases]; the whole payload accounted for."""
+    assert payload[:4] == b"MIX1"
+    (n,) = struct.unpack("<I", payload[4:8])
+    head = json.loads(payload[8:8 + n])
+    at = 8 + n + (-(8 + n) % 8)
+    size = head["h"] * head["w"] * head["c"]
+    bases = []
+    for _ in head["scales"]:
+        bases.append(np.frombuffer(payload, "<i2", size, at))
+        at += 2 * size
+    at += -at % 8
+    k, p = len(bases), head["positions"]
+    weights = [np.frombuffer(payload, "<f8", p * k, at + i * 8 * p * k).reshape(p, k) for i in range(len(head["captions"]))]
+    assert at + 8 * p * k * len(weights) == len(payload)
+    return head, bases, weights
+
+
 def mixed_header(at, slider: str) -> dict:
-    """The JSON header of the ui/mix.py payload that follows ``slider`` (its captions, size, positions), with
-    "weights": each picture's weights [positions, bases] as read from the payload's end, and "bases": the
-    bases [H, W, C] as the browser reads them (int16 times their scale)."""
+    """The header of the ui/mix.py payload that follows ``slider`` (its captions, size, positions), with
+    "weights": each picture's weights [positions, bases], and "bases": the bases [H, W, C] as the browser
+    reads them (int16 times their scale)."""
     for element in at.get("bidi_component"):
         payload = element.proto.bytes
         if payload[:4] == b"MIX1":
-            (n,) = struct.unpack("<I", payload[4:8])
-            head = json.loads(payload[8:8 + n])
+            head, bases, weights = read_mix(payload)
             if head["slider"] == slider:
-                k, p, count = len(head["scales"]), head["positions"], len(head["captions"])
-                weights = np.frombuffer(payload[len(payload) - 8 * k * p * count:], "<f8").reshape(count, p, k)
-                at_base, size = 8 + n + (-(8 + n) % 8), head["h"] * head["w"] * head["c"]
-                bases = [np.frombuffer(payload, "<i2", size, at_base + 2 * size * i).astype(np.float64).reshape(
-                    head["h"], head["w"], head["c"]) * scale for i, scale in enumerate(head["scales"])]
-                return {**head, "weights": list(weights), "bases": bases}
+                shape = (head["h"], head["w"], head["c"])
+                return {**head, "weights": weights,
+                        "bases": [q.astype(np.float64).reshape(shape) * s for q, s in zip(bases, head["scales"])]}
     raise AssertionError(f"no mixed picture follows {slider}")

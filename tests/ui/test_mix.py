@@ -3,31 +3,12 @@ to within half their quantisation step, the weights exactly, and the picture of 
 
 from __future__ import annotations
 
-import json
-import struct
-
 import numpy as np
 import pytest
 
 from diffusion_core.data.images import unit_to_uint8
+from tests.pages.followed import read_mix
 from ui.mix import MixedPicture, encode
-
-
-def decode(payload: bytes) -> tuple[dict, list[np.ndarray], list[np.ndarray]]:
-    assert payload[:4] == b"MIX1"
-    (n,) = struct.unpack("<I", payload[4:8])
-    head = json.loads(payload[8:8 + n])
-    at = 8 + n + (-(8 + n) % 8)
-    size = head["h"] * head["w"] * head["c"]
-    bases = []
-    for _ in head["scales"]:
-        bases.append(np.frombuffer(payload, "<i2", size, at))
-        at += 2 * size
-    at += -at % 8
-    k, p = len(bases), head["positions"]
-    weights = [np.frombuffer(payload, "<f8", p * k, at + i * 8 * p * k).reshape(p, k) for i in range(len(head["captions"]))]
-    assert at + 8 * p * k * len(weights) == len(payload)
-    return head, bases, weights
 
 
 def test_the_payload_reads_back():
@@ -38,7 +19,7 @@ def test_the_payload_reads_back():
     weights = np.stack([np.sqrt(1 / ts), np.sqrt(1 - 1 / ts)], 1)
     payload = encode([x0, eps], [MixedPicture(weights, "a {v}"), MixedPicture(weights[::-1].copy(), "b")],
                      slider="s", minimum=1, min_side=20)
-    head, bases, read = decode(payload)
+    head, bases, read = read_mix(payload)
     assert (head["h"], head["w"], head["c"], head["positions"], head["min"], head["factor"]) == (7, 5, 3, 10, 1, 4)
     assert head["captions"] == ["a {v}", "b"] and head["slider"] == "s"
     for q, scale, original in zip(bases, head["scales"], (x0, eps)):
@@ -51,7 +32,7 @@ def test_the_payload_reads_back():
 
 
 def test_grey_pictures_and_bad_shapes():
-    head, bases, _ = decode(encode([np.zeros((4, 6)), np.ones((4, 6))], [MixedPicture(np.ones((3, 2)), "")], slider="s"))
+    head, bases, _ = read_mix(encode([np.zeros((4, 6)), np.ones((4, 6))], [MixedPicture(np.ones((3, 2)), "")], slider="s"))
     assert (head["h"], head["w"], head["c"]) == (4, 6, 1)
     assert np.all(bases[0] == 0) and np.all(bases[1] == 32767)
     with pytest.raises(ValueError, match="shape"):
